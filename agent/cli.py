@@ -1,0 +1,196 @@
+"""The `swe-reasoner` command: the composition root.
+
+Each subcommand imports what it needs lazily, so that `solve` never loads
+torch and the language server starts fast. Exit codes: 0 done, 1 no result,
+2 usage or configuration error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import Cancelled, SweReasonerError
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (default: the settings files)")
+    g.add_argument("--model", help="a GGUF file, or smollm2-135m (the tiny demo model)")
+    g.add_argument("--api-base", help="an OpenAI-compatible server's /v1 URL")
+    g.add_argument("--api-model", help="the model's name on that server")
+    g.add_argument("--n-ctx", type=int, help="context size in tokens (llama.cpp)")
+    g.add_argument("--n-gpu-layers", type=int, help="layers on the GPU; -1 all, 0 none (llama.cpp)")
+    g.add_argument("--max-tokens", type=int, help="tokens the model may generate per answer")
+
+
+def _issue_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", default=".", help="the git repository (default: the current folder)")
+    p.add_argument("--issue", required=True, help="a file holding the issue's text, or - for standard input")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swe-reasoner", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("solve", help="write a patch that fixes an issue")
+    _issue_flags(p)
+    _model_flags(p)
+    p.add_argument("--budget", type=int, help="patch candidates to sample (default 1)")
+    p.add_argument("--out", help="write the patch here instead of standard output")
+    p.add_argument("--trajectory", help="append the trajectory (JSONL) here")
+
+    p = sub.add_parser("locate", help="list the files most likely to need the fix")
+    _issue_flags(p)
+    _model_flags(p)
+    p.add_argument("--top", type=int, default=5, help="how many files (default 5)")
+    p.add_argument("--functions", action="store_true", help="also list suspicious classes and functions")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "solve":
+            return _solve(args)
+        return _locate(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except SweReasonerError as exc:
+        print(f"swe-reasoner: {exc}", file=sys.stderr)
+        return 2
+
+
+def _read_issue(spec: str) -> str:
+    if spec == "-":
+        return sys.stdin.read()
+    try:
+        return Path(spec).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SweReasonerError(f"cannot read the issue from {spec}: {exc.strerror}") from None
+
+
+def _settings(args: argparse.Namespace, repo):
+    from .config import load_settings
+
+    overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model,
+                 "n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": getattr(args, "budget", None)}
+    return load_settings(repo.root, overrides)
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from .config import load_model
+    from .pipeline import SolveOptions, solve
+    from .progress import CancelToken
+    from .repo import Repo
+
+    repo = Repo.open(args.repo)
+    issue = _read_issue(args.issue)
+    if not issue.strip():
+        raise SweReasonerError("the issue text is empty")
+    settings = _settings(args, repo)
+    trajectory = Path(args.trajectory) if args.trajectory else _default_trajectory_path(settings)
+    model = load_model(settings)
+    cancel = CancelToken()
+    try:
+        result = solve(repo, issue, model, SolveOptions(
+            budget=settings.budget, temperature=settings.temperature, max_tokens=settings.max_tokens,
+            trajectory_path=trajectory), progress=_TerminalProgress(), cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        raise
+    finally:
+        model.close()
+    print(f"trajectory: {trajectory}", file=sys.stderr)
+    if not result.patches:
+        reasons = "; ".join(c.error.splitlines()[0] for c in result.failed if c.error) or result.trajectory.error
+        print(f"no patch was produced ({reasons or 'no candidate'})", file=sys.stderr)
+        return 1
+    if args.out:
+        Path(args.out).write_text(result.best, encoding="utf-8")
+        print(f"patch written to {args.out} ({len(result.patches)} distinct candidate(s))", file=sys.stderr)
+    else:
+        sys.stdout.write(result.best)
+    return 0
+
+
+def _default_trajectory_path(settings) -> Path:
+    import platformdirs
+
+    folder = Path(settings.trajectory_dir or Path(platformdirs.user_data_dir("swe-reasoner")) / "trajectories")
+    return folder / "trajectories.jsonl"
+
+
+def _locate(args: argparse.Namespace) -> int:
+    from .index import RepoIndex
+    from .repo import Repo
+    from .retrieval import Retriever, is_test_file, mentioned_identifiers
+
+    repo = Repo.open(args.repo)
+    issue = _read_issue(args.issue)
+    if not issue.strip():
+        raise SweReasonerError("the issue text is empty")
+    settings = _settings(args, repo)
+    index = RepoIndex.build(repo)
+    retriever = Retriever(index)
+    if settings.model or settings.api_base:
+        files, locations = _locate_with_model(settings, repo, index, retriever, issue)
+    else:
+        files = [r.path for r in retriever.rank(issue, top=args.top)]
+        names = set(mentioned_identifiers(issue))
+        locations = [f"{s.file}: {s.qualname}" for f in files if not is_test_file(f)
+                     for s in index.entry(f).symbols if s.name in names]
+    for path in files[: args.top]:
+        print(path)
+    if args.functions:
+        for loc in locations:
+            print(loc)
+    return 0 if files else 1
+
+
+def _locate_with_model(settings, repo, index, retriever, issue):
+    from .answers import Ask
+    from .config import load_model
+    from .progress import no_progress
+    from .stages import Context
+    from .stages.understand import understand
+    from .tools import SearchTools
+    from .trajectory import Trajectory
+
+    model = load_model(settings)
+    try:
+        traj = Trajectory(issue, str(repo.root), repo.head(), model.name, {})
+        ask = Ask(model, traj, max_tokens=settings.max_tokens)
+        found = understand(Context(issue, index, retriever, SearchTools(index), ask, no_progress))
+    finally:
+        model.close()
+    return found.files, [loc.describe() for loc in found.locations]
+
+
+class _TerminalProgress:
+    """One live status line on a terminal; a line per change otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, event) -> None:
+        line = f"[{event.fraction * 100:3.0f}%] {event.describe()}" + (f" · {event.tokens} tokens" if event.tokens else "")
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line[:200] + ("\n" if event.stage == "done" else ""))
+            sys.stderr.flush()
+        elif line != self.last:
+            print(line, file=sys.stderr)
+        self.last = line
+
+
+if __name__ == "__main__":
+    sys.exit(main())

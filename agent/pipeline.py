@@ -1,0 +1,112 @@
+"""One solve: issue text + repository -> ranked patches + the trajectory.
+
+Index, Understand, Localize, Patch. The model, the progress callback and the
+cancel token are injected; the user's working tree is never written (edits go
+to a scratch copy). The trajectory is written in a `finally`, whatever happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .answers import Ask
+from .errors import Cancelled, SweReasonerError
+from .index import RepoIndex
+from .model import Model
+from .progress import CancelToken, Event, ProgressFn, no_progress
+from .repo import Repo, Scratch
+from .retrieval import Retriever
+from .stages import Context
+from .stages.localize import localize
+from .stages.patch import PatchCandidate, patch
+from .stages.understand import understand
+from .tools import SearchTools
+from .trajectory import Trajectory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SolveOptions:
+    budget: int = 1  # patch candidates sampled
+    temperature: float = 0.7  # for candidates beyond the first
+    max_tokens: int = 4096
+    retries: int = 2  # re-asks after a malformed structured answer
+    cache_dir: Path | None = None
+    trajectory_path: Path | None = None  # JSONL file the trajectory is appended to
+    instance_id: str = ""
+
+
+@dataclass
+class SolveResult:
+    patches: list[PatchCandidate]  # distinct diffs, best first
+    trajectory: Trajectory
+    failed: list[PatchCandidate] = field(default_factory=list)
+
+    @property
+    def best(self) -> str:
+        return self.patches[0].diff if self.patches else ""
+
+
+def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = None,
+          progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> SolveResult:
+    """Run the pipeline. Raises Cancelled, or SweReasonerError for unusable input."""
+    options = options or SolveOptions()
+    if not issue.strip():
+        raise SweReasonerError("the issue text is empty")
+    cancel = cancel or CancelToken()
+    traj = Trajectory(issue=issue, repo=str(repo.root), base_commit=repo.head(), model=model.name,
+                      settings=dataclasses.asdict(options), instance_id=options.instance_id)
+    started = time.perf_counter()
+    result = SolveResult([], traj)
+    try:
+        progress(Event("index", "reading the repository", fraction=0.0))
+        index = RepoIndex.build(repo, options.cache_dir)
+        cancel.check()
+        tokens = [0]
+
+        def count(n: int) -> None:
+            tokens[0] += n
+
+        ask = Ask(model, traj, cancel, max_tokens=options.max_tokens, retries=options.retries, on_tokens=count)
+        ctx = Context(issue, index, Retriever(index), SearchTools(index), ask, progress, tokens)
+
+        found = understand(ctx)
+        traj.files = found.files
+        located = localize(ctx, found)
+        traj.locations = [loc.to_dict() for loc in located.locations]
+        if not located.locations:
+            traj.status = "no_patch"
+            traj.error = "no location to patch was found"
+            return result
+        with Scratch(repo) as scratch:
+            candidates = patch(ctx, scratch, located.locations, n=options.budget,
+                               temperature=options.temperature if options.budget > 1 else 0.0)
+        seen: dict[str, PatchCandidate] = {}
+        for cand in candidates:
+            if cand.diff and cand.diff not in seen:
+                seen[cand.diff] = cand
+        result.patches = list(seen.values())
+        result.failed = [c for c in candidates if not c.diff]
+        traj.patches = [{"candidate": c.candidate, "diff": c.diff, "files": c.files} for c in result.patches]
+        traj.status = "patched" if result.patches else "no_patch"
+        progress(Event("done", f"{len(result.patches)} patch(es)", tokens=tokens[0], fraction=1.0))
+        return result
+    except Cancelled:
+        traj.status = "cancelled"
+        raise
+    except BaseException as exc:
+        traj.status = "error"
+        traj.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        traj.seconds = time.perf_counter() - started
+        if options.trajectory_path:
+            try:
+                traj.append_to(options.trajectory_path)
+            except OSError as exc:
+                log.error("could not write the trajectory to %s: %s", options.trajectory_path, exc)

@@ -1,0 +1,105 @@
+"""Stage 3, Patch: search/replace edits, applied to a scratch copy, checked, diffed.
+
+The model sees the located code and writes edits; they are applied to the
+scratch copy (never the user's tree), Python files must still parse, and the
+diff comes from git. Failures go back to the model, bounded. N candidates are
+N samples of the same prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..edits import Edit, apply_edits, parse_edits
+from ..errors import FormatError
+from ..repo import Scratch
+from . import SYSTEM, Context, Location, location_symbols
+
+CONTEXT_LINES = 5  # shown around each located definition
+MAX_CODE_CHARS = 16000
+RETRIES = 2
+
+PROMPT = """{issue}
+
+The fix goes in or near this code:
+{code}
+
+Write the fix as search/replace edits. For each edit, give the file path on its own line, then:
+<<<<<<< SEARCH
+the exact current lines (copied verbatim, enough to be unique, no line numbers)
+=======
+the new lines
+>>>>>>> REPLACE
+Change as little as needed and keep the indentation. Answer with the edits only."""
+
+
+@dataclass
+class PatchCandidate:
+    candidate: int
+    diff: str = ""
+    files: list[str] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)
+    error: str = ""  # why no diff came out
+
+
+def code_context(ctx: Context, locations: list[Location]) -> str:
+    """The located definitions with a few lines around, merged per file, as plain text."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for loc in locations:
+        syms = location_symbols(ctx.index, loc)
+        if not syms:  # a whole file: show its start
+            spans.setdefault(loc.file, []).append((1, 80))
+        for s in syms:
+            spans.setdefault(loc.file, []).append((max(1, s.start - CONTEXT_LINES), s.end + CONTEXT_LINES))
+    parts = []
+    for path, ranges in spans.items():
+        lines = ctx.index.text(path).splitlines()
+        merged: list[list[int]] = []
+        for lo, hi in sorted(ranges):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        for lo, hi in merged:
+            hi = min(hi, len(lines))
+            parts.append(f"### {path} (lines {lo}-{hi})\n```python\n" + "\n".join(lines[lo - 1 : hi]) + "\n```")
+    text = "\n\n".join(parts)
+    return text if len(text) <= MAX_CODE_CHARS else text[:MAX_CODE_CHARS] + "\n... (cut)"
+
+
+def patch(ctx: Context, scratch: Scratch, locations: list[Location], n: int = 1,
+          temperature: float = 0.0) -> list[PatchCandidate]:
+    """`n` patch candidates for the located code; each tried on a clean scratch copy."""
+    prompt = [{"role": "system", "content": SYSTEM},
+              {"role": "user", "content": PROMPT.format(issue=ctx.issue_block(), code=code_context(ctx, locations))}]
+    ctx.report("patch", 0.55, "writing edits", 1, n)
+    first = ctx.ask.complete(prompt, n=n, temperature=temperature)
+    results = []
+    for i, completion in enumerate(first, start=1):
+        ctx.report("patch", 0.55 + 0.4 * (i - 1) / n, "applying edits", i, n)
+        results.append(_try_candidate(ctx, scratch, prompt, completion, i))
+    return results
+
+
+def _try_candidate(ctx: Context, scratch: Scratch, prompt: list[dict], completion, i: int) -> PatchCandidate:
+    convo = list(prompt)
+    for attempt in range(1, RETRIES + 2):
+        if attempt > 1:
+            completion = ctx.ask.complete(convo)[0]
+        step = ctx.ask.record("patch", i, attempt, convo, completion)
+        scratch.reset()
+        try:
+            edits = parse_edits(completion.answer)
+            files = apply_edits(scratch.root, edits)
+            diff = scratch.diff()
+            if not diff.strip():
+                raise FormatError("Your edits change nothing. Write edits that fix the issue.")
+            step.parsed = {"edits": edits, "files": files}
+            scratch.reset()
+            return PatchCandidate(i, diff, files, edits)
+        except FormatError as exc:
+            step.feedback = exc.feedback
+            convo = convo + [{"role": "assistant", "content": completion.answer},
+                             {"role": "user", "content": exc.feedback + "\nWrite all the edits again."}]
+    scratch.reset()
+    return PatchCandidate(i, error=step.feedback)

@@ -1,0 +1,87 @@
+"""Stage 1, Understand: pick the files to read, then name suspicious locations.
+
+The model chooses up to five files from the text-search ranking (BM25 plus
+what the issue names); its picks are merged with the ranking's top files. Then
+it reads their skeletons and names suspicious classes and functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import FormatError
+from ..tools import skeleton
+from . import LOCATION_SCHEMA, SYSTEM, Context, Location, check_locations, resolve_file
+
+MAX_PICKS = 5
+SHOWN_FILES = 40  # candidate files listed in the prompt
+BM25_MERGED = 3  # ranking's top files always read besides the model's picks
+SKELETON_CHARS = 6000  # per file
+
+FILES_SCHEMA = {
+    "type": "object",
+    "properties": {"files": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_PICKS}},
+    "required": ["files"],
+}
+LOCATIONS_SCHEMA = {
+    "type": "object",
+    "properties": {"locations": {"type": "array", "items": LOCATION_SCHEMA, "minItems": 1, "maxItems": 8}},
+    "required": ["locations"],
+}
+
+FILES_PROMPT = """{issue}
+
+Files of the repository, most relevant first by a text search:
+{files}
+
+Which files (at most {n}) must be read to fix this issue? Prefer files that hold the faulty code over tests.
+Answer with JSON only: {{"files": ["path/one.py", "path/two.py"]}}"""
+
+LOCATIONS_PROMPT = """{issue}
+
+Skeletons of the relevant files (function bodies elided, line numbers on the left):
+{skeletons}
+
+Which classes and functions are suspicious, i.e. probably need to change to fix the issue? Most likely first.
+Answer with JSON only: {{"locations": [{{"file": "path.py", "class": "ClassName or empty", "function": "function name or empty", "reason": "why, briefly"}}]}}"""
+
+
+@dataclass
+class Understanding:
+    files: list[str]
+    locations: list[Location] = field(default_factory=list)
+
+
+def understand(ctx: Context, candidate: int = 1, candidates: int = 1) -> Understanding:
+    ranked = ctx.retriever.rank(ctx.issue, top=SHOWN_FILES)
+    ctx.report("understand", 0.05, "choosing files", candidate, candidates)
+
+    def check_files(value: dict) -> list[str]:
+        picked, missing = [], []
+        for path in value["files"]:
+            rel = resolve_file(ctx.index, path)
+            (picked if rel else missing).append(rel or path)
+        if missing:
+            raise FormatError("These are not Python files of the repository: " + ", ".join(missing)
+                              + ". Choose from the list. Answer again.")
+        return list(dict.fromkeys(picked))
+
+    listing = "\n".join(r.path for r in ranked)
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": FILES_PROMPT.format(issue=ctx.issue_block(), files=listing, n=MAX_PICKS)}]
+    picked, _ = ctx.ask.json("understand.files", candidate, messages, FILES_SCHEMA, check_files)
+    files = list(dict.fromkeys([*(picked or []), *(r.path for r in ranked[:BM25_MERGED])]))
+
+    ctx.report("understand", 0.15, "reading skeletons", candidate, candidates)
+    skeletons = "\n\n".join(f"### {path}\n{_clip(skeleton(ctx.index.text(path)))}" for path in files)
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": LOCATIONS_PROMPT.format(issue=ctx.issue_block(), skeletons=skeletons)}]
+    locations, _ = ctx.ask.json("understand.locations", candidate, messages, LOCATIONS_SCHEMA,
+                                lambda v: check_locations(ctx.index, v))
+    return Understanding(files, locations or [])
+
+
+def _clip(text: str) -> str:
+    if len(text) <= SKELETON_CHARS:
+        return text
+    return text[:SKELETON_CHARS].rsplit("\n", 1)[0] + "\n     | ... (skeleton cut)"

@@ -1,0 +1,1 @@
+"""HF checkpoints and LoRA adapters to GGUF (not built yet)."""

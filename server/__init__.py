@@ -1,0 +1,1 @@
+"""The language server (not built yet)."""

@@ -1,0 +1,114 @@
+"""A whole solve with a scripted model on a real git repository with a real bug."""
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import BUG_ISSUE, git, run_pytest, tree_snapshot
+from scripted import PATCH_ANSWER, good_answers
+from swe_reasoner.agent.errors import Cancelled, SweReasonerError
+from swe_reasoner.agent.model import ScriptedModel
+from swe_reasoner.agent.pipeline import SolveOptions, solve
+from swe_reasoner.agent.progress import CancelToken
+from swe_reasoner.agent.repo import Repo
+from swe_reasoner.agent.trajectory import read_trajectories
+
+
+def test_solve_produces_a_patch_that_fixes_the_bug(bug_repo, tmp_path):
+    assert run_pytest(bug_repo).returncode == 1  # the bug is real
+    before = tree_snapshot(bug_repo)
+    events = []
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(good_answers),
+                   SolveOptions(trajectory_path=tmp_path / "t.jsonl"), progress=events.append)
+    assert tree_snapshot(bug_repo) == before  # the user's tree, .git included, is untouched
+    patch = tmp_path / "fix.diff"
+    patch.write_text(result.best)
+    git(bug_repo, "apply", "--check", str(patch))
+    git(bug_repo, "apply", str(patch))
+    assert run_pytest(bug_repo).returncode == 0
+    stages = [e.stage for e in events]
+    assert stages[0] == "index" and stages[-1] == "done" and {"understand", "localize", "patch"} <= set(stages)
+    assert [e.fraction for e in events] == sorted(e.fraction for e in events)
+
+
+def test_trajectory_records_every_step(bug_repo, tmp_path):
+    path = tmp_path / "t.jsonl"
+    solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(good_answers), SolveOptions(trajectory_path=path))
+    [record] = read_trajectories(path)
+    assert record["status"] == "patched" and record["version"] == 1
+    assert [s["stage"] for s in record["steps"]] == [
+        "understand.files", "understand.locations", "localize", "localize", "patch"]
+    assert record["steps"][0]["think"] == "The issue names mean()." and record["steps"][0]["parsed"] == ["calc/stats.py"]
+    call = record["steps"][2]["tool_calls"][0]
+    assert call["tool"] == "search_method" and "def mean(values):" in call["result"]
+    assert record["locations"] == [{"file": "calc/stats.py", "class": "", "function": "mean", "reason": ""}]
+    assert record["patches"][0]["files"] == ["calc/stats.py"] and record["patches"][0]["diff"].startswith("diff --git")
+    assert record["tokens"]["completion"] > 0 and record["base_commit"] == git(bug_repo, "rev-parse", "HEAD").strip()
+    # the think part of earlier answers never goes back into a prompt
+    for step in record["steps"]:
+        assert all("<think>" not in m["content"] for m in step["messages"] if m["role"] == "assistant")
+
+
+def test_uncommitted_changes_are_the_base(bug_repo):
+    (bug_repo / "calc/stats.py").write_text((bug_repo / "calc/stats.py").read_text().replace('"""Descriptive statistics."""', '"""Stats."""'))
+    (bug_repo / "calc/extra.py").write_text("X = 1\n")
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(good_answers))
+    assert "Stats." not in result.best and "extra" not in result.best
+    assert subprocess.run(["git", "-C", str(bug_repo), "apply", "--check", "-"], input=result.best, text=True).returncode == 0
+
+
+def test_patch_failures_go_back_to_the_model(bug_repo):
+    wrong = "calc/stats.py\n<<<<<<< SEARCH\n    return total / count\n=======\n    return 0\n>>>>>>> REPLACE\n"
+
+    def answers(messages):
+        if "search/replace edits" in messages[1]["content"]:
+            return wrong if len(messages) == 2 else PATCH_ANSWER
+        return good_answers(messages)
+
+    model = ScriptedModel(answers)
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, model)
+    assert result.best and "does not match the file" in model.calls[-1][-1]["content"]
+
+
+def test_escaping_edit_is_refused_and_nothing_is_written(bug_repo, tmp_path):
+    evil = "../evil.py\n<<<<<<< SEARCH\n=======\nimport os\n>>>>>>> REPLACE\n"
+    answers = lambda m: evil if "search/replace edits" in m[1]["content"] else good_answers(m)  # noqa: E731
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers))
+    assert result.patches == [] and "outside the repository" in result.failed[0].error
+    assert not (tmp_path / "evil.py").exists() and result.trajectory.status == "no_patch"
+
+
+def test_budget_samples_candidates_and_dedupes(bug_repo):
+    model = ScriptedModel(good_answers)
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, model, SolveOptions(budget=3))
+    assert len(result.patches) == 1  # three identical candidates, one distinct patch
+    assert sum("search/replace edits" in c[1]["content"] for c in model.calls) == 3
+
+
+def test_hallucinated_locations_go_back_to_the_model(bug_repo):
+    def answers(messages):
+        if "Which classes and functions are suspicious" in messages[1]["content"] and len(messages) == 2:
+            return json.dumps({"locations": [{"file": "calc/stats.py", "function": "average"}]})
+        return good_answers(messages)
+
+    model = ScriptedModel(answers)
+    solve(Repo.open(bug_repo), BUG_ISSUE, model)
+    assert any("defines no function 'average'" in c[-1]["content"] for c in model.calls)
+
+
+def test_cancel_stops_the_solve_and_records_it(bug_repo, tmp_path):
+    token = CancelToken()
+
+    def answers(messages):
+        token.cancel()
+        return good_answers(messages)
+
+    with pytest.raises(Cancelled):
+        solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(trajectory_path=tmp_path / "t.jsonl"), cancel=token)
+    assert read_trajectories(tmp_path / "t.jsonl")[0]["status"] == "cancelled"
+
+
+def test_bad_input(bug_repo, tmp_path):
+    with pytest.raises(SweReasonerError, match="empty"):
+        solve(Repo.open(bug_repo), "  \n", ScriptedModel(good_answers))

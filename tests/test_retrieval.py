@@ -1,0 +1,48 @@
+from conftest import BUG_ISSUE, make_repo
+from swe_reasoner.agent.index import RepoIndex
+from swe_reasoner.agent.repo import Repo
+from swe_reasoner.agent.retrieval import Retriever, mentioned_identifiers, stack_frames
+
+FILES = {
+    "shop/cart.py": "class Cart:\n    def total(self):\n        return sum(i.price for i in self.items)\n",
+    "shop/tax.py": "def apply_vat(amount, rate):\n    return amount * rate\n",
+    "shop/util/money.py": "def round_cents(x):\n    return round(x, 2)\n",
+    "tests/test_cart.py": "from shop.cart import Cart\n\ndef test_total():\n    assert Cart().total() == 0\n",
+}
+
+
+def ranked(root, issue):
+    return [r.path for r in Retriever(RepoIndex.build(Repo.open(root))).rank(issue)]
+
+
+def test_bm25_finds_the_file_about_the_issue(tmp_path):
+    root = make_repo(tmp_path / "r", FILES)
+    assert ranked(root, "VAT is applied twice to the amount")[0] == "shop/tax.py"
+
+
+def test_named_path_and_traceback_frames_win(tmp_path):
+    root = make_repo(tmp_path / "r", FILES)
+    assert ranked(root, "Something is off in util/money.py")[0] == "shop/util/money.py"
+    trace = 'Traceback:\n  File "/site-packages/shop/tax.py", line 2, in apply_vat\nTypeError'
+    assert ranked(root, "crash\n" + trace)[0] == "shop/tax.py"
+
+
+def test_identifier_defined_in_a_file_boosts_it(tmp_path):
+    root = make_repo(tmp_path / "r", FILES)
+    assert ranked(root, "round_cents gives 0.1 + 0.2 wrong")[0] == "shop/util/money.py"
+
+
+def test_test_files_rank_below_the_code(bug_repo):
+    order = ranked(bug_repo, BUG_ISSUE)
+    assert order[0] == "calc/stats.py"
+
+
+def test_issue_parsing():
+    assert stack_frames('  File "a/b.py", line 12, in run\n') == [("a/b.py", 12, "run")]
+    names = mentioned_identifiers("Calling `Cart.total()` or apply_vat breaks; the DataFrame too")
+    assert {"Cart", "total", "apply_vat", "DataFrame"} <= set(names)
+
+
+def test_empty_repository(tmp_path):
+    root = make_repo(tmp_path / "r", {"README.md": "x\n"})
+    assert ranked(root, "anything") == []

@@ -1,0 +1,1 @@
+"""Data, trajectory synthesis, SFT, PRM and ORM training (not built yet)."""
