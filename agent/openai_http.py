@@ -30,6 +30,7 @@ class OpenAIModel:
         self.retries = retries
         self.backoff = backoff
         self.seed = seed
+        self._schema_style = "json_schema"
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers,
@@ -46,12 +47,29 @@ class OpenAIModel:
                 if resp.status_code == 200:
                     return resp.json()
                 error = f"HTTP {resp.status_code}: {resp.text[:500]}"
-                if resp.status_code not in RETRY_STATUS:
+                if resp.status_code not in RETRY_STATUS or "response_format" in resp.text:
                     break
             if attempt < self.retries:
                 time.sleep(delay)
                 delay *= 2
         raise ModelError(f"model server {self.base_url} failed on {path}: {error}")
+
+    def _chat(self, body: dict, schema: dict | None) -> dict:
+        """A chat completion; a schema goes as OpenAI's `json_schema` response format, or as
+        `json_object` + `schema` (llama-cpp-python's server) where the first is refused."""
+        if schema is None:
+            return self._post("/chat/completions", body)
+        styles = {
+            "json_schema": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}},
+            "json_object": {"type": "json_object", "schema": schema},
+        }
+        try:
+            return self._post("/chat/completions", {**body, "response_format": styles[self._schema_style]})
+        except ModelError as exc:
+            if self._schema_style != "json_schema" or "response_format" not in str(exc):
+                raise
+            self._schema_style = "json_object"
+            return self._post("/chat/completions", {**body, "response_format": styles["json_object"]})
 
     def complete(self, messages, *, n=1, max_tokens=1024, temperature=0.0, json_schema=None, cancel=None):
         out = []
@@ -60,11 +78,8 @@ class OpenAIModel:
                 cancel.check()
             body = {"model": self.name, "messages": [dict(m) for m in messages], "max_tokens": max_tokens,
                     "temperature": temperature, "seed": self.seed + i}
-            if json_schema is not None:
-                body["response_format"] = {"type": "json_schema",
-                                           "json_schema": {"name": "answer", "schema": json_schema}}
             start = time.perf_counter()
-            data = self._post("/chat/completions", body)
+            data = self._chat(body, json_schema)
             if cancel and cancel.cancelled:
                 raise Cancelled("the solve was cancelled")
             try:
