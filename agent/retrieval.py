@@ -8,6 +8,7 @@ file path, a stack-trace frame, an identifier that a file defines.
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -53,6 +54,7 @@ class Retriever:
     def __init__(self, index: RepoIndex):
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # its import sets DEBUG
         self.index = index
         self.paths = sorted(index.files)
         corpus = [_expand(index.entry(p).terms) for p in self.paths]
