@@ -78,25 +78,26 @@ def _read_issue(spec: str) -> str:
         raise SweReasonerError(f"cannot read the issue from {spec}: {exc.strerror}") from None
 
 
-def _settings(args: argparse.Namespace, repo):
+def _open(args: argparse.Namespace):
+    """The repository, the issue's text and the settings a subcommand works with."""
     from .config import load_settings
-
-    overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model,
-                 "n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": getattr(args, "budget", None)}
-    return load_settings(repo.root, overrides)
-
-
-def _solve(args: argparse.Namespace) -> int:
-    from .config import load_model
-    from .pipeline import SolveOptions, solve
-    from .progress import CancelToken
     from .repo import Repo
 
     repo = Repo.open(args.repo)
     issue = _read_issue(args.issue)
     if not issue.strip():
         raise SweReasonerError("the issue text is empty")
-    settings = _settings(args, repo)
+    overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model,
+                 "n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": getattr(args, "budget", None)}
+    return repo, issue, load_settings(repo.root, overrides)
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from .config import load_model
+    from .pipeline import SolveOptions, solve
+    from .progress import CancelToken
+
+    repo, issue, settings = _open(args)
     trajectory = Path(args.trajectory) if args.trajectory else _default_trajectory_path(settings)
     model = load_model(settings)
     cancel = CancelToken()
@@ -131,14 +132,9 @@ def _default_trajectory_path(settings) -> Path:
 
 def _locate(args: argparse.Namespace) -> int:
     from .index import RepoIndex
-    from .repo import Repo
     from .retrieval import Retriever, is_test_file, mentioned_identifiers
 
-    repo = Repo.open(args.repo)
-    issue = _read_issue(args.issue)
-    if not issue.strip():
-        raise SweReasonerError("the issue text is empty")
-    settings = _settings(args, repo)
+    repo, issue, settings = _open(args)
     index = RepoIndex.build(repo)
     retriever = Retriever(index)
     if settings.model or settings.api_base:
