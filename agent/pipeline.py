@@ -20,7 +20,7 @@ from .model import Model
 from .progress import CancelToken, Event, ProgressFn, no_progress
 from .repo import Repo, Scratch
 from .retrieval import Retriever
-from .stages import Context
+from .stages import Context, Location
 from .stages.localize import localize
 from .stages.patch import PatchCandidate, patch
 from .stages.understand import understand
@@ -28,6 +28,8 @@ from .tools import SearchTools
 from .trajectory import Trajectory
 
 log = logging.getLogger(__name__)
+
+FALLBACK_FILES = 2
 
 
 @dataclass
@@ -78,13 +80,15 @@ def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = N
         found = understand(ctx)
         traj.files = found.files
         located = localize(ctx, found)
-        traj.locations = [loc.to_dict() for loc in located.locations]
-        if not located.locations:
+        # No precise location from the model: patch the files it read, best first.
+        locations = located.locations or [Location(f) for f in found.files[:FALLBACK_FILES]]
+        traj.locations = [loc.to_dict() for loc in locations]
+        if not locations:
             traj.status = "no_patch"
             traj.error = "no location to patch was found"
             return result
         with Scratch(repo) as scratch:
-            candidates = patch(ctx, scratch, located.locations, n=options.budget,
+            candidates = patch(ctx, scratch, locations, n=options.budget,
                                temperature=options.temperature if options.budget > 1 else 0.0)
         seen: dict[str, PatchCandidate] = {}
         for cand in candidates:

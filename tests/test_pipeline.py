@@ -112,3 +112,16 @@ def test_cancel_stops_the_solve_and_records_it(bug_repo, tmp_path):
 def test_bad_input(bug_repo, tmp_path):
     with pytest.raises(SweReasonerError, match="empty"):
         solve(Repo.open(bug_repo), "  \n", ScriptedModel(good_answers))
+
+
+def test_without_locations_the_files_read_are_patched(bug_repo):
+    """A model that never names a valid location still gets to patch the files it read."""
+    def answers(messages):
+        if "search/replace edits" in messages[1]["content"]:
+            return PATCH_ANSWER
+        if "Which files" in messages[1]["content"]:
+            return good_answers(messages)
+        return "I am not sure."
+
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers))
+    assert result.best and result.trajectory.locations[0] == {"file": "calc/stats.py", "class": "", "function": "", "reason": ""}
