@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .repo import Repo, blob_hash
+from .repo import Repo, blob_hash, normalize_rel
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,14 @@ class RepoIndex:
         return cls(repo, files, entries, texts)
 
     # -- queries ------------------------------------------------------------
+
+    def find_file(self, path: str) -> str | None:
+        """The indexed file that a model-written `path` names: exact, or a unique suffix."""
+        rel = normalize_rel(path)
+        if rel in self.files:
+            return rel
+        hits = [p for p in self.files if p.endswith("/" + rel)]
+        return hits[0] if len(hits) == 1 else None
 
     def entry(self, path: str) -> FileEntry:
         return self.entries[self.files[path]]

@@ -115,12 +115,8 @@ class SearchTools:
         return [s for s in self._by_name.get(name, []) if s.kind in kinds]
 
     def _file(self, file_path: str) -> str | None:
-        rel = normalize_rel(file_path)
-        self.index.repo.resolve(rel)  # raises UnsafePathError for paths out of the repository
-        if rel in self.index.files:
-            return rel
-        hits = [p for p in self.index.files if p.endswith("/" + rel)]
-        return hits[0] if len(hits) == 1 else None
+        self.index.repo.resolve(normalize_rel(file_path))  # raises UnsafePathError for paths out of the repository
+        return self.index.find_file(file_path)
 
     def _show(self, hits: list[Symbol], what: str) -> ToolResult:
         if not hits:

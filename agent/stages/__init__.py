@@ -13,7 +13,6 @@ from ..answers import Ask
 from ..errors import FormatError
 from ..index import RepoIndex, Symbol
 from ..progress import Event, ProgressFn
-from ..repo import normalize_rel
 from ..retrieval import Retriever
 from ..tools import SearchTools
 
@@ -71,21 +70,12 @@ LOCATION_SCHEMA = {
 }
 
 
-def resolve_file(index: RepoIndex, path: str) -> str | None:
-    """The repository path that `path` names (exact, or a unique suffix)."""
-    rel = normalize_rel(path)
-    if rel in index.files:
-        return rel
-    hits = [p for p in index.files if p.endswith("/" + rel)]
-    return hits[0] if len(hits) == 1 else None
-
-
 def resolve_locations(index: RepoIndex, items: list[dict]) -> tuple[list[Location], list[str]]:
     """Check each location against the index: (the valid ones, problems for the model)."""
     good: list[Location] = []
     problems: list[str] = []
     for item in items:
-        file = resolve_file(index, item.get("file", ""))
+        file = index.find_file(item.get("file", ""))
         cls = (item.get("class") or "").strip().split(".")[-1]
         func = (item.get("function") or "").strip().split(".")[-1].split("(")[0]
         if "." in (item.get("function") or "") and not cls:  # "Class.method"

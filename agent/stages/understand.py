@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..errors import FormatError
 from ..tools import skeleton
-from . import LOCATION_SCHEMA, SYSTEM, Context, Location, check_locations, resolve_file
+from . import LOCATION_SCHEMA, SYSTEM, Context, Location, check_locations
 
 MAX_PICKS = 5
 SHOWN_FILES = 40  # candidate files listed in the prompt
@@ -59,7 +59,7 @@ def understand(ctx: Context, candidate: int = 1, candidates: int = 1) -> Underst
     def check_files(value: dict) -> list[str]:
         picked, missing = [], []
         for path in value["files"]:
-            rel = resolve_file(ctx.index, path)
+            rel = ctx.index.find_file(path)
             (picked if rel else missing).append(rel or path)
         if missing:
             raise FormatError("These are not Python files of the repository: " + ", ".join(missing)
