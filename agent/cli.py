@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(p)
     p.add_argument("--top", type=int, default=5, help="how many files (default 5)")
     p.add_argument("--functions", action="store_true", help="also list suspicious classes and functions")
+
+    p = sub.add_parser("serve", help="run the language server (LSP over stdio)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (for debugging)")
     return parser
 
 
@@ -57,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "solve":
             return _solve(args)
+        if args.command == "serve":
+            from ..server.server import serve
+
+            serve(args.tcp)
+            return 0
         return _locate(args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
@@ -98,7 +106,7 @@ def _solve(args: argparse.Namespace) -> int:
     from .progress import CancelToken
 
     repo, issue, settings = _open(args)
-    trajectory = Path(args.trajectory) if args.trajectory else _default_trajectory_path(settings)
+    trajectory = Path(args.trajectory) if args.trajectory else settings.trajectory_file()
     model = load_model(settings)
     cancel = CancelToken()
     try:
@@ -121,13 +129,6 @@ def _solve(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.best)
     return 0
-
-
-def _default_trajectory_path(settings) -> Path:
-    import platformdirs
-
-    folder = Path(settings.trajectory_dir or Path(platformdirs.user_data_dir("swe-reasoner")) / "trajectories")
-    return folder / "trajectories.jsonl"
 
 
 def _locate(args: argparse.Namespace) -> int:

@@ -14,12 +14,13 @@ from .errors import ConfigError
 
 DEMO_MODEL = "smollm2-135m"
 REPO_FILE = ".swe-reasoner.toml"
+REPLAY = "replay:"  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
 
 
 @dataclass(kw_only=True)
 class Settings:
     model: str = ""
-    """A GGUF file, or the demo model's name `smollm2-135m`."""
+    """A GGUF file, the demo model's name `smollm2-135m`, or `replay:TRAJECTORY.jsonl`."""
     api_base: str = ""
     """An OpenAI-compatible server's /v1 URL; used instead of `model` when set."""
     api_model: str = ""
@@ -54,6 +55,17 @@ class Settings:
         if bool(self.api_base) != bool(self.api_model) and self.api_base:
             raise ConfigError("api_base is set but api_model is not: name the served model (--api-model)")
         return self
+
+    def model_key(self) -> tuple:
+        """What picks and configures the model: a loaded model is reused while this is unchanged."""
+        return (self.model, self.api_base, self.api_model, self.api_key_env, self.n_ctx,
+                self.n_gpu_layers, self.think, self.seed)
+
+    def trajectory_file(self) -> Path:
+        import platformdirs
+
+        folder = Path(self.trajectory_dir or Path(platformdirs.user_data_dir("swe-reasoner")) / "trajectories")
+        return folder / "trajectories.jsonl"
 
     def merged(self, values: dict, source: str) -> Settings:
         """A copy with `values` laid over, each checked against the field's type."""
@@ -118,6 +130,10 @@ def load_model(settings: Settings):
     if not settings.model:
         raise ConfigError(NO_MODEL.format(config=user_config_path()))
     path = settings.model
+    if path.startswith(REPLAY):
+        from .model import replay_model
+
+        return replay_model(os.path.expanduser(path[len(REPLAY):]))
     if path == DEMO_MODEL:
         path = demo_model_path()
     elif not os.path.isfile(os.path.expanduser(path)):

@@ -22,6 +22,8 @@ from .errors import Cancelled, ModelError
 from .model import Completion, Message
 from .progress import CancelToken
 
+PREFILL_CHUNK = 128  # prompt tokens decoded between two checks of the cancel token
+
 log = logging.getLogger(__name__)
 
 _THINK_RULES = r'''
@@ -94,6 +96,8 @@ class LlamaCppModel:
                 cancel.check()
             cached = self._llm.longest_token_prefix(self._llm._input_ids.tolist(), prompt)
             start = time.perf_counter()
+            if cancel:
+                self._prefill(prompt, cached, cancel)
             result = self._llm.create_completion(
                 prompt=prompt, max_tokens=min(max_tokens, room), temperature=temperature,
                 seed=self.seed + i, grammar=grammar, stopping_criteria=stop,
@@ -109,6 +113,20 @@ class LlamaCppModel:
                 seconds=time.perf_counter() - start,
             ))
         return out
+
+    def _prefill(self, prompt: list[int], cached: int, cancel: CancelToken) -> None:
+        """Evaluate the prompt's uncached part a batch at a time, so that a cancel lands
+        between batches (a long prompt takes seconds on a CPU); create_completion then
+        finds all but the last token in the prefix cache."""
+        llm = self._llm
+        end = len(prompt) - 1
+        if end - cached <= PREFILL_CHUNK:
+            return
+        llm.n_tokens = cached  # eval() drops the KV cache past n_tokens
+        for i in range(cached, end, PREFILL_CHUNK):
+            cancel.check()
+            llm.eval(prompt[i:min(i + PREFILL_CHUNK, end)])
+        cancel.check()
 
     def _grammar(self, schema: dict):
         key = json.dumps(schema, sort_keys=True)

@@ -115,3 +115,35 @@ class ScriptedModel:
 
     def close(self):
         pass
+
+
+def replay_model(path: str) -> ScriptedModel:
+    """A model that answers every prompt as the last solve recorded in a trajectory file did.
+
+    Replays a solve without its model: to reproduce a run, or to drive the editors'
+    end-to-end tests deterministically. A prompt the recording never saw is a ModelError.
+    """
+    import json
+
+    from .trajectory import read_trajectories
+
+    try:
+        records = read_trajectories(path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the trajectory {path}: {exc}") from None
+    if not records:
+        raise ModelError(f"the trajectory file {path} holds no solve")
+    answers: dict[str, list[str]] = {}
+    for step in records[-1]["steps"]:
+        answers.setdefault(json.dumps(step["messages"], sort_keys=True), []).append(step["output"])
+
+    def answer(messages: Sequence[Message]) -> str:
+        queue = answers.get(json.dumps(list(messages), sort_keys=True))
+        if not queue:
+            raise ModelError(f"the solve recorded in {path} never saw this prompt "
+                             "(the repository, the issue or the settings differ)")
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    model = ScriptedModel(answer)
+    model.name = f"replay:{path}"
+    return model

@@ -13,7 +13,7 @@ from .errors import Cancelled
 class Event:
     """Where a solve is. `fraction` is the share of the whole solve done, 0..1."""
 
-    stage: str  # "index" | "understand" | "localize" | "patch" | "done"
+    stage: str  # "load" | "index" | "understand" | "localize" | "patch" | "done"
     message: str = ""
     candidate: int = 0  # 1-based; 0 when the stage has no candidates
     candidates: int = 0
@@ -34,6 +34,7 @@ class Event:
 
 
 STAGE_TITLES = {
+    "load": "Loading",
     "index": "Indexing",
     "understand": "Understanding",
     "localize": "Localizing",

@@ -40,6 +40,7 @@ class PatchCandidate:
     files: list[str] = field(default_factory=list)
     edits: list[Edit] = field(default_factory=list)
     error: str = ""  # why no diff came out
+    texts: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (old, new) whole-file texts
 
 
 def code_context(ctx: Context, locations: list[Location]) -> str:
@@ -95,11 +96,20 @@ def _try_candidate(ctx: Context, scratch: Scratch, prompt: list[dict], completio
             if not diff.strip():
                 raise FormatError("Your edits change nothing. Write edits that fix the issue.")
             step.parsed = {"edits": edits, "files": files}
+            new = {f: _read(scratch.root / f) for f in files}
             scratch.reset()
-            return PatchCandidate(i, diff, files, edits)
+            return PatchCandidate(i, diff, files, edits, texts={f: (_read(scratch.root / f), new[f]) for f in files})
         except FormatError as exc:
             step.feedback = exc.feedback
             convo = convo + [{"role": "assistant", "content": completion.answer},
                              {"role": "user", "content": exc.feedback + "\nWrite all the edits again."}]
     scratch.reset()
     return PatchCandidate(i, error=step.feedback)
+
+
+def _read(path) -> str:
+    """A file's text, "" when it does not exist (a file the patch creates)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return ""
