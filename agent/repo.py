@@ -33,6 +33,7 @@ def git(root: Path, *args: str, input: bytes | None = None, check: bool = True) 
     proc = subprocess.run(
         ["git", "-C", str(root), *args],
         input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
         capture_output=True,
         env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
     )
@@ -58,8 +59,8 @@ class Repo:
         if not p.is_dir():
             raise RepoError(f"{p} is not a folder")
         proc = subprocess.run(
-            ["git", "-C", str(p), "rev-parse", "--show-toplevel"], capture_output=True, text=True
-        )
+            ["git", "-C", str(p), "rev-parse", "--show-toplevel"], stdin=subprocess.DEVNULL,
+            capture_output=True, text=True)
         if proc.returncode != 0:
             raise RepoError(f"{p} is not inside a git repository (run `git init` there first)")
         return cls(Path(proc.stdout.strip()).resolve())
@@ -147,8 +148,8 @@ class Scratch:
             git(Path(self._tmp), "clone", "-q", "--shared", "--no-hardlinks", str(src), str(self.root))
             # Lay the user's uncommitted changes to tracked files over the clone.
             diff = subprocess.run(
-                ["git", "-C", str(src), "diff", "HEAD", "--binary"], capture_output=True, check=True
-            ).stdout
+                ["git", "-C", str(src), "diff", "HEAD", "--binary"], stdin=subprocess.DEVNULL,
+                capture_output=True, check=True).stdout
             if diff.strip():
                 git(self.root, "apply", "--whitespace=nowarn", "-", input=diff)
         else:

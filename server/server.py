@@ -280,4 +280,25 @@ def serve(tcp: str | None = None) -> None:
         host, _, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        server.start_io(*_private_stdio())
+
+
+def _private_stdio():
+    """Move LSP's channel off file descriptors 0 and 1.
+
+    llama-cpp-python points fd 1 at /dev/null while it loads a model, and native code
+    may print to it: a message written then would be lost or corrupted. Child processes
+    inherit fd 0 and could read the client's bytes. So the channel gets private
+    descriptors, fd 1 becomes a copy of stderr, and fd 0 reads /dev/null.
+    """
+    import os
+    import sys
+
+    channel_in = os.fdopen(os.dup(0), "rb")
+    channel_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdout = sys.stderr
+    return channel_in, channel_out

@@ -206,9 +206,16 @@ async def test_cancel_stops_a_real_model_within_a_second(bug_repo, tmp_path, how
     try:
         solve_id = await lsp_client.solve(client, ISSUE)
         [token] = client.progress_reports
+        issue_uri = open_doc(client, bug_repo / "ISSUE.md", ISSUE, "markdown")
+        answered = 0
         while not any(getattr(r, "message", "") and r.message.startswith(("Understanding", "Localizing"))
                       for r in client.progress_reports[token]):
-            await asyncio.sleep(0.05)
+            # the server answers while the model loads and indexes (llama.cpp's load once
+            # silenced the LSP channel's file descriptor and swallowed these answers)
+            assert await asyncio.wait_for(code_actions(client, issue_uri, (0, 0), (0, 0)), 5)
+            answered += 1
+            await asyncio.sleep(0.02)
+        assert answered >= 3
         await asyncio.sleep(0.5)  # generating now
         assert not client.results
         started = time.perf_counter()
