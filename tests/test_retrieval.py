@@ -46,3 +46,53 @@ def test_issue_parsing():
 def test_empty_repository(tmp_path):
     root = make_repo(tmp_path / "r", {"README.md": "x\n"})
     assert ranked(root, "anything") == []
+
+
+def test_frames_in_ipython_and_pytest_formats():
+    ipython = (
+        "File ~/code/pkg/core/plot.py:841, in Plot._plot(self, pyplot)\n"
+        "~/venv/site-packages/pkg/axisgrid.py in map_diag(self, func, **kwargs)\n"
+        "pkg/tests/test_plot.py:14: AssertionError\n"
+    )
+    assert stack_frames(ipython) == [
+        ("~/code/pkg/core/plot.py", 841, "Plot._plot"),
+        ("~/venv/site-packages/pkg/axisgrid.py", 0, "map_diag"),
+        ("pkg/tests/test_plot.py", 14, ""),
+    ]
+
+
+def test_innermost_frame_weighs_most(tmp_path):
+    root = make_repo(tmp_path / "r", FILES)
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/site-packages/shop/tax.py", line 2, in <module>\n'
+        '  File "/site-packages/shop/cart.py", line 3, in total\n'
+        "TypeError: unsupported operand\n"
+    )
+    # the title is about VAT, but the exception comes from the innermost frame, in cart.py
+    assert ranked(root, "Checkout with VAT crashes\n" + trace)[:2] == ["shop/cart.py", "shop/tax.py"]
+
+
+def test_names_in_title_and_exception_message_weigh_more():
+    names = mentioned_identifiers(
+        "round_cents is off\nSome text about apply_vat and Cart.\n"
+        "TypeError: Cart.total() got an unexpected keyword argument\n",
+        weighted=True,
+    )
+    assert names["round_cents"] == names["Cart"] == 2
+    assert names["apply_vat"] == 1
+
+
+def test_module_level_assignment_counts_as_a_definition(tmp_path):
+    files = dict(FILES, **{
+        "shop/settings.py": "DEFAULT_VAT_RATE = 0.2\nCURRENCY = 'EUR'\n",
+        "shop/report.py": "from shop.settings import DEFAULT_VAT_RATE\n\ndef vat_line(x):\n    return x * DEFAULT_VAT_RATE\n",
+    })
+    root = make_repo(tmp_path / "r", files)
+    assert ranked(root, "Make DEFAULT_VAT_RATE configurable")[0] == "shop/settings.py"
+
+
+def test_title_words_count_twice(tmp_path):
+    root = make_repo(tmp_path / "r", FILES)
+    # the body says more about rounding cents, but the title is about the VAT rate
+    assert ranked(root, "Wrong VAT rate\nThe cents are rounded: round cents, round again.")[0] == "shop/tax.py"
