@@ -77,7 +77,8 @@ class Job:
 
     @property
     def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        """Until the outcome is set, just before the result is handed on."""
+        return self.status == "running"
 
 
 class Solver:
