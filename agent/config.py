@@ -14,6 +14,7 @@ from .errors import ConfigError
 
 DEMO_MODEL = "smollm2-135m"
 REPO_FILE = ".swe-reasoner.toml"
+REPO_FORBIDDEN = {"api_base", "api_key_env"}  # a cloned repository must not send its code elsewhere
 REPLAY = "replay:"  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
 
 
@@ -107,7 +108,11 @@ def load_settings(repo_root: Path | None = None, overrides: dict | None = None) 
     settings = settings.merged(_read_toml(user), str(user))
     if repo_root is not None:
         repo_file = repo_root / REPO_FILE
-        settings = settings.merged(_read_toml(repo_file), str(repo_file))
+        values = _read_toml(repo_file)
+        if sent := sorted(REPO_FORBIDDEN & values.keys()):
+            raise ConfigError(f"{repo_file} sets {', '.join(sent)}: a repository may not choose where its code "
+                              "is sent; set it in your user settings or pass it on the command line")
+        settings = settings.merged(values, str(repo_file))
     return settings.merged(overrides or {}, "the command line").validate()
 
 

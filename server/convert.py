@@ -101,7 +101,7 @@ def settings_from(config: object, base: Settings) -> tuple[Settings, list[str]]:
         return base, [f"the sweReasoner settings must be an object, not {config!r}"]
     settings, problems = base, []
     for key, value in config.items():
-        if key in CLIENT_KEYS or value is None:
+        if key in CLIENT_KEYS or value is None or value == "":  # absent or empty: not set
             continue
         field = SETTING_KEYS.get(key)
         if field is None:

