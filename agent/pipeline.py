@@ -79,6 +79,7 @@ def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = N
 
         found = understand(ctx)
         traj.files = found.files
+        traj.file_reasons = found.why
         located = localize(ctx, found)
         # No precise location from the model: patch the files it read, best first.
         locations = located.locations or [Location(f) for f in found.files[:FALLBACK_FILES]]

@@ -54,6 +54,7 @@ class Trajectory:
     created: float = field(default_factory=time.time)
     steps: list[Step] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # what Understand picked
+    file_reasons: dict[str, str] = field(default_factory=dict)  # why each of those files was read
     locations: list[dict] = field(default_factory=list)  # what Localize settled on
     patches: list[dict] = field(default_factory=list)  # {"diff", "files", "candidate"} best first
     status: str = "running"  # "patched" | "no_patch" | "cancelled" | "error"

@@ -137,7 +137,8 @@ def result_payload(job) -> dict:
         for i, cand in enumerate(job.result.patches):
             files = [{"path": path, "uri": from_fs_path(str(job.root / path)), "oldText": old, "newText": new}
                      for path, (old, new) in cand.texts.items()]
-            evidence = {"files": traj.files, "locations": traj.locations, "scores": {}, "verification": None}
+            evidence = {"files": traj.files, "why": traj.file_reasons, "locations": traj.locations, "scores": {},
+                        "verification": None}
             candidates.append({"index": i, "diff": cand.diff, "files": files, "evidence": evidence})
     trajectory = str(job.trajectory) if job.trajectory and job.trajectory.exists() else None
     return {"solveId": job.id, "status": job.status, "message": job.message, "trajectory": trajectory,

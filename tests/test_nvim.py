@@ -56,7 +56,7 @@ def test_code_action_preview_accept(issue_repo, tmp_path):
     assert any(p["message"].startswith("Localizing") and p["status"].startswith("Localizing")
                for p in data["progress"] if p["kind"] == "report")  # the statusline function follows
     preview = "\n".join(data["preview"])
-    assert "candidate 1/1" in preview and "location: calc/stats.py: mean\n" in preview and "trajectory: " in preview
+    assert "candidate 1/1" in preview and "read calc/stats.py: chosen by the model" in preview and "location: calc/stats.py: mean\n" in preview and "trajectory: " in preview
     assert "-    return sum(values) / (len(values) - 1)" in preview and "+" + FIXED_MEAN.rstrip("\n") in preview
     assert data["applied"] == {"applied": True, "reason": ""}
     assert FIXED_MEAN.rstrip("\n") in data["buffer"] and "(len(values) - 1)" not in data["buffer"]

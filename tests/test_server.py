@@ -89,6 +89,8 @@ async def test_solve_previews_then_applies_only_on_accept(client, bug_repo):
     assert changed["path"] == "calc/stats.py" and changed["oldText"] == (bug_repo / "calc/stats.py").read_text()
     assert "return sum(values) / len(values)\n" in changed["newText"]
     assert cand["evidence"]["files"][0] == "calc/stats.py"
+    # (pygls's client turns objects into named tuples, which rename keys like "calc/stats.py")
+    assert list(cand["evidence"]["why"].values())[0].startswith("chosen by the model; bm25")
     assert cand["evidence"]["locations"][0]["function"] == "mean"
     assert Path(result["trajectory"]).is_file()
     # progress: begin, reports naming the stages, end with the outcome

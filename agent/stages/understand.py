@@ -50,6 +50,7 @@ Answer with JSON only: {{"locations": [{{"file": "path.py", "class": "ClassName 
 class Understanding:
     files: list[str]
     locations: list[Location] = field(default_factory=list)
+    why: dict[str, str] = field(default_factory=dict)  # file -> why it was read, for the user
 
 
 def understand(ctx: Context, candidate: int = 1, candidates: int = 1) -> Understanding:
@@ -78,7 +79,10 @@ def understand(ctx: Context, candidate: int = 1, candidates: int = 1) -> Underst
                 {"role": "user", "content": LOCATIONS_PROMPT.format(issue=ctx.issue_block(), skeletons=skeletons)}]
     locations, _ = ctx.ask.json("understand.locations", candidate, messages, LOCATIONS_SCHEMA,
                                 lambda v: check_locations(ctx.index, v))
-    return Understanding(files, locations or [])
+    reasons = {r.path: r.reasons for r in ranked}
+    why = {path: "; ".join((["chosen by the model"] if path in (picked or []) else []) + reasons.get(path, []))
+           for path in files}
+    return Understanding(files, locations or [], why)
 
 
 def _clip(text: str) -> str:

@@ -196,7 +196,10 @@ export function formatEvidence(result: SolveResult, index: number): string {
   } else {
     out.push("Files read while understanding the issue, best first:");
     out.push("");
-    ev.files.forEach((f, i) => out.push(`${i + 1}. ${inlineCode(f)}`));
+    ev.files.forEach((f, i) => {
+      const why = ev.why?.[f];
+      out.push(`${i + 1}. ${inlineCode(f)}${why ? ` — ${why}` : ""}`);
+    });
   }
   out.push("");
 

@@ -33,6 +33,8 @@ export interface EvidenceLocation {
 
 export interface Evidence {
   files: string[];
+  /** Why each file was read (the model's choice, the ranking's reasons), when the server says. */
+  why?: Record<string, string>;
   locations: EvidenceLocation[];
   scores: Record<string, unknown>;
   verification: unknown;
@@ -115,7 +117,10 @@ function parseEvidence(raw: unknown): Evidence {
     : [];
   const scores = isRecord(ev.scores) ? { ...ev.scores } : {};
   const verification = ev.verification === undefined ? null : ev.verification;
-  return { files, locations, scores, verification };
+  const why = isRecord(ev.why)
+    ? Object.fromEntries(Object.entries(ev.why).filter((e): e is [string, string] => typeof e[1] === "string"))
+    : {};
+  return { files, why, locations, scores, verification };
 }
 
 /**

@@ -116,3 +116,21 @@ test("fences and inline code survive backticks in the text", () => {
   assert.equal(inlineCode("a`b"), "``a`b``");
   assert.equal(inlineCode("`x"), "`` `x ``");
 });
+
+test("evidence says why each file was read when the server tells", () => {
+  const r = parseResult({
+    solveId: "s",
+    status: "patched",
+    message: "1 patch to review",
+    candidates: [
+      {
+        index: 0,
+        diff: "",
+        files: [{ path: "a.py", uri: "file:///r/a.py", oldText: "x\n", newText: "y\n" }],
+        evidence: { files: ["a.py", "b.py"], why: { "a.py": "chosen by the model; defines mean", "b.py": 3 } },
+      },
+    ],
+  });
+  const text = formatEvidence(r, 0);
+  assert.match(text, /^1\. `a.py` — chosen by the model; defines mean\n2\. `b.py`$/m);
+});

@@ -23,7 +23,7 @@ test("parseResult fills what a terse server leaves out", () => {
   const r = parseResult({ solveId: "a", status: "no_patch" });
   assert.deepEqual(r, { solveId: "a", status: "no_patch", message: "", trajectory: null, candidates: [] });
   const c = parseResult({ solveId: "a", status: "patched", candidates: [{ files: [{ path: "x.py" }] }] }).candidates[0];
-  assert.deepEqual(c.evidence, { files: [], locations: [], scores: {}, verification: null });
+  assert.deepEqual(c.evidence, { files: [], why: {}, locations: [], scores: {}, verification: null });
   assert.deepEqual(c.files[0], { path: "x.py", uri: "", oldText: "", newText: "" });
 });
 

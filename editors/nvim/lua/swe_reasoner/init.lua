@@ -60,8 +60,9 @@ local function preview_lines(result, i)
     "",
   }
   local ev = cand.evidence or {}
-  if ev.files and #ev.files > 0 then
-    table.insert(lines, "files read: " .. table.concat(ev.files, ", "))
+  for _, file in ipairs(ev.files or {}) do
+    local why = type(ev.why) == "table" and ev.why[file] or nil
+    table.insert(lines, "read " .. file .. ((why and why ~= "") and (": " .. why) or ""))
   end
   for _, loc in ipairs(ev.locations or {}) do
     local where = loc.file .. (loc.class ~= nil and loc.class ~= "" and (": " .. loc.class) or "")
