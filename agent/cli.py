@@ -8,6 +8,7 @@ torch and the language server starts fast. Exit codes: 0 done, 1 no result,
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -48,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="how many files (default 5)")
     p.add_argument("--functions", action="store_true", help="also list suspicious classes and functions")
 
+    p = sub.add_parser("eval", help="solve SWE-bench-format instances; write predictions for the harness")
+    p.add_argument("--instances", required=True, help="JSONL: instance_id, repo, base_commit, problem_statement[, patch, ...]")
+    p.add_argument("--repos", required=True, help="a folder with one git clone per repository, as OWNER__NAME")
+    p.add_argument("--out", required=True, help="predictions JSONL (appended; a rerun resumes)")
+    p.add_argument("--budget", type=int, help="patch candidates per instance (default 1)")
+    p.add_argument("--trajectory", help="append the trajectories (JSONL) here")
+    p.add_argument("--model-name", help="model_name_or_path in the predictions (default: the model's name)")
+    _model_flags(p)
+
     p = sub.add_parser("serve", help="run the language server (LSP over stdio)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (for debugging)")
     return parser
@@ -60,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "solve":
             return _solve(args)
+        if args.command == "eval":
+            return _eval(args)
         if args.command == "serve":
             from ..server.server import serve
 
@@ -128,6 +140,35 @@ def _solve(args: argparse.Namespace) -> int:
         print(f"patch written to {args.out} ({len(result.patches)} distinct candidate(s))", file=sys.stderr)
     else:
         sys.stdout.write(result.best)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .config import load_model, load_settings
+    from .evaluation import evaluate, read_instances
+    from .pipeline import SolveOptions
+    from .progress import CancelToken
+
+    instances = read_instances(args.instances)
+    repos = Path(args.repos)
+    if not repos.is_dir():
+        raise SweReasonerError(f"--repos {repos} is not a folder")
+    overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model, "n_ctx": args.n_ctx,
+                 "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": args.budget}
+    settings = load_settings(None, overrides)  # the evaluated repositories' own files do not count
+    model = load_model(settings)
+    cancel = CancelToken()
+    try:
+        summary = evaluate(instances, repos, Path(args.out), model, SolveOptions(
+            budget=settings.budget, temperature=settings.temperature, max_tokens=settings.max_tokens,
+            trajectory_path=Path(args.trajectory) if args.trajectory else None),
+            args.model_name or model.name, progress=lambda line: print(line, file=sys.stderr), cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        raise
+    finally:
+        model.close()
+    print(json.dumps(summary, indent=2))
     return 0
 
 
