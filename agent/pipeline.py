@@ -18,6 +18,7 @@ from .errors import Cancelled, SweReasonerError
 from .index import RepoIndex
 from .model import Model
 from .progress import CancelToken, Event, ProgressFn, no_progress
+from .ranking import vote
 from .repo import Repo, Scratch
 from .retrieval import Retriever
 from .stages import Context, Location
@@ -91,13 +92,10 @@ def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = N
         with Scratch(repo) as scratch:
             candidates = patch(ctx, scratch, locations, n=options.budget,
                                temperature=options.temperature if options.budget > 1 else 0.0)
-        seen: dict[str, PatchCandidate] = {}
-        for cand in candidates:
-            if cand.diff and cand.diff not in seen:
-                seen[cand.diff] = cand
-        result.patches = list(seen.values())
+        result.patches = vote(candidates)
         result.failed = [c for c in candidates if not c.diff]
-        traj.patches = [{"candidate": c.candidate, "diff": c.diff, "files": c.files} for c in result.patches]
+        traj.patches = [{"candidate": c.candidate, "diff": c.diff, "files": c.files, "scores": c.scores}
+                        for c in result.patches]
         traj.status = "patched" if result.patches else "no_patch"
         progress(Event("done", f"{len(result.patches)} patch(es)", tokens=tokens[0], fraction=1.0))
         return result

@@ -137,7 +137,7 @@ def result_payload(job) -> dict:
         for i, cand in enumerate(job.result.patches):
             files = [{"path": path, "uri": from_fs_path(str(job.root / path)), "oldText": old, "newText": new}
                      for path, (old, new) in cand.texts.items()]
-            evidence = {"files": traj.files, "why": traj.file_reasons, "locations": traj.locations, "scores": {},
+            evidence = {"files": traj.files, "why": traj.file_reasons, "locations": traj.locations, "scores": cand.scores,
                         "verification": None}
             candidates.append({"index": i, "diff": cand.diff, "files": files, "evidence": evidence})
     trajectory = str(job.trajectory) if job.trajectory and job.trajectory.exists() else None

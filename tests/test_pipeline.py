@@ -125,3 +125,18 @@ def test_without_locations_the_files_read_are_patched(bug_repo):
 
     result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers))
     assert result.best and result.trajectory.locations[0] == {"file": "calc/stats.py", "class": "", "function": "", "reason": ""}
+
+
+def test_candidates_that_make_the_same_change_are_voted_first(bug_repo):
+    other = PATCH_ANSWER.replace("/ len(values)", "/ max(len(values), 1)")
+    spaced = PATCH_ANSWER.replace("/ len(values)\n", "/ len(values)   \n")
+    patches = iter([other, PATCH_ANSWER, spaced])
+
+    def answers(messages):
+        return next(patches) if "search/replace edits" in messages[1]["content"] else good_answers(messages)
+
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(budget=3))
+    assert [c.candidate for c in result.patches] == [2, 1]  # two candidates agree (whitespace aside)
+    assert [c.scores["votes"] for c in result.patches] == [2, 1]
+    assert "max(len(values), 1)" in result.patches[1].diff
+    assert [p["scores"] for p in result.trajectory.patches] == [{"votes": 2}, {"votes": 1}]

@@ -41,6 +41,7 @@ class PatchCandidate:
     edits: list[Edit] = field(default_factory=list)
     error: str = ""  # why no diff came out
     texts: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (old, new) whole-file texts
+    scores: dict[str, float] = field(default_factory=dict)  # e.g. {"votes": 3}; the evidence shown to the user
 
 
 def code_context(ctx: Context, locations: list[Location]) -> str:
