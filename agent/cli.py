@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", help="model_name_or_path in the predictions (default: the model's name)")
     _model_flags(p)
 
+    p = sub.add_parser("quantize", add_help=False, prefix_chars="\0",
+                       help="HF checkpoints to GGUF, quantize, check agreement (swe-reasoner quantize --help)")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
     p = sub.add_parser("serve", help="run the language server (LSP over stdio)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (for debugging)")
     return parser
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "solve":
             return _solve(args)
+        if args.command == "quantize":
+            from ..quantize.cli import main as quantize_main
+
+            return quantize_main(args.args)
         if args.command == "eval":
             return _eval(args)
         if args.command == "serve":
