@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5, help="how many files (default 5)")
     p.add_argument("--functions", action="store_true", help="also list suspicious classes and functions")
 
+    p = sub.add_parser("verify", help="check a patch in a sandbox: reproduction and regression tests")
+    from .verify import add_arguments as verify_arguments  # argparse lines only: cheap
+
+    verify_arguments(p)
+
     p = sub.add_parser("eval", help="solve SWE-bench-format instances; write predictions for the harness")
     p.add_argument("--instances", required=True, help="JSONL: instance_id, repo, base_commit, problem_statement[, patch, ...]")
     p.add_argument("--repos", required=True, help="a folder with one git clone per repository, as OWNER__NAME")
@@ -74,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "solve":
             return _solve(args)
+        if args.command == "verify":
+            from .verify import cli_main
+
+            return cli_main(args)
         if args.command == "quantize":
             from ..quantize.cli import main as quantize_main
 
