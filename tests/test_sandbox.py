@@ -77,7 +77,8 @@ def docker_engine(tmp_path_factory):
     if why:
         pytest.skip(why)
     sock = folder / "podman.sock"
-    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"], env=env,
+    # cwd: conmon drops an `oom` marker file into its working directory when a container is OOM-killed
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"], env=env, cwd=folder,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while not sock.exists() and time.monotonic() < deadline:
