@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     _issue_flags(p)
     _model_flags(p)
     p.add_argument("--budget", type=int, help="patch candidates to sample (default 1)")
+    p.add_argument("--sandbox", choices=["auto", "bwrap", "docker", "none", "off"],
+                   help="where reproduction scripts and tests run to verify the patches (default auto; "
+                        "none: unsandboxed; off: do not verify)")
     p.add_argument("--out", help="write the patch here instead of standard output")
     p.add_argument("--trajectory", help="append the trajectory (JSONL) here")
 
@@ -125,23 +128,26 @@ def _open(args: argparse.Namespace):
     if not issue.strip():
         raise SweReasonerError("the issue text is empty")
     overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model,
-                 "n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": getattr(args, "budget", None)}
+                 "n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": getattr(args, "budget", None),
+                 "sandbox": getattr(args, "sandbox", None)}
     return repo, issue, load_settings(repo.root, overrides)
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from .config import load_model
+    from .config import load_model, load_sandbox
     from .pipeline import SolveOptions, solve
     from .progress import CancelToken
 
     repo, issue, settings = _open(args)
     trajectory = Path(args.trajectory) if args.trajectory else settings.trajectory_file()
+    sandbox, note = load_sandbox(settings)
     model = load_model(settings)
     cancel = CancelToken()
     try:
         result = solve(repo, issue, model, SolveOptions(
             budget=settings.budget, temperature=settings.temperature, max_tokens=settings.max_tokens,
-            trajectory_path=trajectory), progress=_TerminalProgress(), cancel=cancel)
+            trajectory_path=trajectory, sandbox=sandbox, verification_note=note),
+            progress=_TerminalProgress(), cancel=cancel)
     except KeyboardInterrupt:
         cancel.cancel()
         raise
@@ -152,6 +158,12 @@ def _solve(args: argparse.Namespace) -> int:
         reasons = "; ".join(c.error.splitlines()[0] for c in result.failed if c.error) or result.trajectory.error
         print(f"no patch was produced ({reasons or 'no candidate'})", file=sys.stderr)
         return 1
+    best = result.patches[0]
+    if best.verification is not None:
+        print(("verified" if best.verification["verified"] else "NOT verified") + ": "
+              + best.verification["reason"], file=sys.stderr)
+    elif note:
+        print(note, file=sys.stderr)
     if args.out:
         Path(args.out).write_text(result.best, encoding="utf-8")
         print(f"patch written to {args.out} ({len(result.patches)} distinct candidate(s))", file=sys.stderr)

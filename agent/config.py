@@ -15,7 +15,8 @@ from .errors import ConfigError
 DEMO_MODEL = "smollm2-135m"
 REPO_FILE = ".swe-reasoner.toml"
 REPO_FORBIDDEN = {"api_base", "api_key_env"}  # a cloned repository must not send its code elsewhere
-REPLAY = "replay:"  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
+REPLAY = "replay:"
+SANDBOXES = ("auto", "bwrap", "docker", "none", "off")  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
 
 
 @dataclass(kw_only=True)
@@ -41,10 +42,17 @@ class Settings:
     max_tokens: int = 4096
     """Tokens the model may generate per answer."""
     seed: int = 0
+    sandbox: str = "auto"
+    """Where model-written code (reproduction scripts, patched tests) runs: auto (bubblewrap,
+    else none and patches stay unverified), bwrap, docker, none (unsandboxed: your risk), off."""
+    sandbox_image: str = ""
+    """The container image for sandbox = "docker"."""
     trajectory_dir: str = ""
     """Where trajectories are written; default: the user data dir."""
 
     def validate(self) -> Settings:
+        if self.sandbox not in SANDBOXES:
+            raise ConfigError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {self.sandbox!r}")
         if self.budget < 1:
             raise ConfigError(f"budget must be at least 1, not {self.budget}")
         if self.n_ctx < 512:
@@ -148,6 +156,21 @@ def load_model(settings: Settings):
     return LlamaCppModel(os.path.expanduser(path), n_ctx=settings.n_ctx, n_gpu_layers=settings.n_gpu_layers,
                          seed=settings.seed, think=settings.think,
                          name=settings.model if settings.model == DEMO_MODEL else None)
+
+
+def load_sandbox(settings: Settings):
+    """(sandbox, "") or (None, why patches will not be verified). Raises SandboxUnavailable
+    when the sandbox the settings name explicitly cannot run here."""
+    if settings.sandbox == "off":
+        return None, 'verification is off (sandbox = "off")'
+    from .sandbox import SandboxUnavailable, pick_sandbox
+
+    try:
+        return pick_sandbox(settings.sandbox, image=settings.sandbox_image), ""
+    except SandboxUnavailable as exc:
+        if settings.sandbox != "auto":
+            raise
+        return None, f"not verified: {exc}"
 
 
 def demo_model_path() -> str:

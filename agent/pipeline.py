@@ -18,15 +18,18 @@ from .errors import Cancelled, SweReasonerError
 from .index import RepoIndex
 from .model import Model
 from .progress import CancelToken, Event, ProgressFn, no_progress
-from .ranking import vote
+from .ranking import by_execution, vote
 from .repo import Repo, Scratch
 from .retrieval import Retriever
+from .sandbox import Sandbox
 from .stages import Context, Location
 from .stages.localize import localize
-from .stages.patch import PatchCandidate, patch
+from .stages.patch import PatchCandidate, code_context, patch
+from .stages.reproduce import reproduce
 from .stages.understand import understand
 from .tools import SearchTools
 from .trajectory import Trajectory
+from .verify import VerifyOptions, verify_patch
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ class SolveOptions:
     cache_dir: Path | None = None
     trajectory_path: Path | None = None  # JSONL file the trajectory is appended to
     instance_id: str = ""
+    sandbox: Sandbox | None = None  # where model-written code runs; None: patches are not verified
+    verification_note: str = ""  # why there is no sandbox, for the record
+    verify_timeout: float = 300.0  # seconds per sandboxed command
 
 
 @dataclass
@@ -94,8 +100,11 @@ def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = N
                                temperature=options.temperature if options.budget > 1 else 0.0)
         result.patches = vote(candidates)
         result.failed = [c for c in candidates if not c.diff]
-        traj.patches = [{"candidate": c.candidate, "diff": c.diff, "files": c.files, "scores": c.scores}
-                        for c in result.patches]
+        traj.verification_note = options.verification_note
+        if options.sandbox is not None and result.patches:
+            _verify(ctx, repo, options, locations, result)
+        traj.patches = [{"candidate": c.candidate, "diff": c.diff, "files": c.files, "scores": c.scores,
+                         "verification": c.verification} for c in result.patches]
         traj.status = "patched" if result.patches else "no_patch"
         progress(Event("done", f"{len(result.patches)} patch(es)", tokens=tokens[0], fraction=1.0))
         return result
@@ -113,3 +122,17 @@ def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = N
                 traj.append_to(options.trajectory_path)
             except OSError as exc:
                 log.error("could not write the trajectory to %s: %s", options.trajectory_path, exc)
+
+
+def _verify(ctx: Context, repo: Repo, options: SolveOptions, locations: list[Location], result: SolveResult) -> None:
+    """A reproduction script, then each candidate in the sandbox; verified candidates rank first."""
+    found = reproduce(ctx, repo, options.sandbox, code_context(ctx, locations), timeout=options.verify_timeout)
+    result.trajectory.reproduction = found.to_dict()
+    n = len(result.patches)
+    for i, cand in enumerate(result.patches, start=1):
+        ctx.report("verify", 0.96 + 0.03 * (i - 1) / n, "running the tests", i, n)
+        verdict = verify_patch(repo, cand.diff, options.sandbox, found.script,
+                               VerifyOptions(timeout=options.verify_timeout, cancel=ctx.ask.cancel))
+        cand.verification = verdict.to_dict()
+        cand.scores["verified"] = 1.0 if verdict.verified else 0.0
+    result.patches = by_execution(result.patches)

@@ -39,6 +39,7 @@ STAGE_TITLES = {
     "understand": "Understanding",
     "localize": "Localizing",
     "patch": "Patching",
+    "verify": "Verifying",
     "done": "Done",
 }
 

@@ -1,7 +1,8 @@
-"""Ranking patch candidates. Voting for now: candidates that make the same change
-(whitespace aside) form a cluster, and the largest cluster's patch comes first.
-Execution results and the outcome reward model join here as the verify stage and
-the reward models arrive.
+"""Ranking patch candidates: by execution (verified first), then by votes.
+
+Candidates that make the same change (whitespace aside) form a cluster, and the
+largest cluster's patch comes first. The outcome reward model joins here when
+it arrives.
 """
 
 from __future__ import annotations
@@ -28,3 +29,8 @@ def vote(candidates: list[PatchCandidate]) -> list[PatchCandidate]:
     for cluster in ranked:
         cluster[0].scores["votes"] = len(cluster)
     return [cluster[0] for cluster in ranked]
+
+
+def by_execution(candidates: list[PatchCandidate]) -> list[PatchCandidate]:
+    """Verified candidates first; the order is otherwise kept (stable)."""
+    return sorted(candidates, key=lambda c: -c.scores.get("verified", 0.0))

@@ -56,6 +56,8 @@ class Trajectory:
     files: list[str] = field(default_factory=list)  # what Understand picked
     file_reasons: dict[str, str] = field(default_factory=dict)  # why each of those files was read
     locations: list[dict] = field(default_factory=list)  # what Localize settled on
+    reproduction: dict = field(default_factory=dict)  # the reproduction script and its tries, when verified
+    verification_note: str = ""  # why patches were not verified (no sandbox), if so
     patches: list[dict] = field(default_factory=list)  # {"diff", "files", "candidate"} best first
     status: str = "running"  # "patched" | "no_patch" | "cancelled" | "error"
     error: str = ""

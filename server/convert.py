@@ -20,6 +20,7 @@ SETTING_KEYS = {
     "model": "model", "apiBase": "api_base", "apiModel": "api_model", "apiKeyEnv": "api_key_env",
     "budget": "budget", "maxTokens": "max_tokens", "temperature": "temperature", "nCtx": "n_ctx",
     "nGpuLayers": "n_gpu_layers", "think": "think", "seed": "seed", "trajectoryDir": "trajectory_dir",
+    "sandbox": "sandbox", "sandboxImage": "sandbox_image",
 }
 CLIENT_KEYS = {"trace", "python", "serverArgs"}  # read by the server or only by the editor
 
@@ -138,7 +139,8 @@ def result_payload(job) -> dict:
             files = [{"path": path, "uri": from_fs_path(str(job.root / path)), "oldText": old, "newText": new}
                      for path, (old, new) in cand.texts.items()]
             evidence = {"files": traj.files, "why": traj.file_reasons, "locations": traj.locations, "scores": cand.scores,
-                        "verification": None}
+                        "verification": cand.verification, "reproduction": traj.reproduction or None,
+                        "note": traj.verification_note}
             candidates.append({"index": i, "diff": cand.diff, "files": files, "evidence": evidence})
     trajectory = str(job.trajectory) if job.trajectory and job.trajectory.exists() else None
     return {"solveId": job.id, "status": job.status, "message": job.message, "trajectory": trajectory,

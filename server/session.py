@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..agent.config import REPLAY, Settings, load_model
+from ..agent.config import REPLAY, Settings, load_model, load_sandbox
 from ..agent.errors import Cancelled, SweReasonerError
 from ..agent.model import Model
 from ..agent.pipeline import SolveOptions, SolveResult, solve
@@ -122,8 +122,10 @@ class Solver:
                 on_event(job, Event("load", "loading the model"))
             model = self.models.get(settings)
             job.cancel.check()
+            sandbox, note = load_sandbox(settings)
             options = SolveOptions(budget=settings.budget, temperature=settings.temperature,
-                                   max_tokens=settings.max_tokens, trajectory_path=job.trajectory)
+                                   max_tokens=settings.max_tokens, trajectory_path=job.trajectory,
+                                   sandbox=sandbox, verification_note=note)
             job.result = solve(repo, job.issue, model, options, lambda e: on_event(job, e), job.cancel)
             job.status = job.result.trajectory.status
             job.message = _summary(job.result)
@@ -160,6 +162,9 @@ class Solver:
 def _summary(result: SolveResult) -> str:
     n = len(result.patches)
     if n:
-        return f"{n} patch{'es' if n > 1 else ''} to review"
+        verified = sum(c.scores.get("verified", 0) for c in result.patches)
+        checked = result.patches[0].verification is not None
+        return (f"{n} patch{'es' if n > 1 else ''} to review"
+                + (f", {verified:.0f} verified" if checked else " (not verified)"))
     reasons = "; ".join(c.error.splitlines()[0] for c in result.failed if c.error)
     return "no patch: " + (reasons or result.trajectory.error or "the model wrote no applicable edit")

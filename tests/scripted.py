@@ -14,6 +14,15 @@ calc/stats.py
 """
 
 
+REPRO_ANSWER = """```python
+from calc.stats import mean
+
+got = mean([2, 4])
+print("mean([2, 4]) =", got)
+print("VERDICT: RESOLVED" if got == 3 else "VERDICT: REPRODUCED")
+```"""
+
+
 def good_answers(messages) -> str:
     """Answers by what the last prompt asks, so re-asks and rounds work."""
     prompt = messages[-1]["content"]
@@ -28,4 +37,6 @@ def good_answers(messages) -> str:
         return json.dumps({"locations": [{"file": "calc/stats.py", "class": "", "function": "mean"}]})
     if "search/replace edits" in first:
         return PATCH_ANSWER
+    if "reproduces this issue" in first:
+        return REPRO_ANSWER
     raise AssertionError(f"unexpected prompt: {prompt[:200]}")

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import BUG_ISSUE, FIXED_MEAN, git, tree_snapshot
 from scripted import good_answers
+from swe_reasoner.agent.config import Settings, load_sandbox
 from swe_reasoner.agent.model import ScriptedModel
 from swe_reasoner.agent.pipeline import SolveOptions, solve
 from swe_reasoner.agent.repo import Repo
@@ -46,7 +47,9 @@ def issue_repo(bug_repo) -> Path:
 
 def test_code_action_preview_accept(issue_repo, tmp_path):
     recording = tmp_path / "recorded.jsonl"
-    solve(Repo.open(issue_repo), ISSUE, ScriptedModel(good_answers), SolveOptions(trajectory_path=recording))
+    sandbox, note = load_sandbox(Settings())  # what the server will pick
+    solve(Repo.open(issue_repo), ISSUE, ScriptedModel(good_answers),
+          SolveOptions(trajectory_path=recording, sandbox=sandbox, verification_note=note))
     before = tree_snapshot(issue_repo)
     data = run_nvim(issue_repo, "accept", {"model": f"replay:{recording}", "trajectoryDir": str(tmp_path / "t")},
                     tmp_path)
@@ -56,6 +59,8 @@ def test_code_action_preview_accept(issue_repo, tmp_path):
     assert any(p["message"].startswith("Localizing") and p["status"].startswith("Localizing")
                for p in data["progress"] if p["kind"] == "report")  # the statusline function follows
     preview = "\n".join(data["preview"])
+    if data["result"]["message"].endswith("verified"):
+        assert "verification: VERIFIED" in preview and "reproduction: REPRODUCED before the patch, RESOLVED after" in preview
     assert "candidate 1/1" in preview and "read calc/stats.py: chosen by the model" in preview and "location: calc/stats.py: mean\n" in preview and "trajectory: " in preview
     assert "-    return sum(values) / (len(values) - 1)" in preview and "+" + FIXED_MEAN.rstrip("\n") in preview
     assert data["applied"] == {"applied": True, "reason": ""}

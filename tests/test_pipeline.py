@@ -140,3 +140,32 @@ def test_candidates_that_make_the_same_change_are_voted_first(bug_repo):
     assert [c.scores["votes"] for c in result.patches] == [2, 1]
     assert "max(len(values), 1)" in result.patches[1].diff
     assert [p["scores"] for p in result.trajectory.patches] == [{"votes": 2}, {"votes": 1}]
+
+
+def test_verified_candidates_rank_first(bug_repo):
+    from swe_reasoner.agent.sandbox import SandboxUnavailable, pick_sandbox
+
+    try:
+        sandbox = pick_sandbox("bwrap")
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    breaks_median = PATCH_ANSWER + """calc/stats.py
+<<<<<<< SEARCH
+        return ordered[n // 2]
+=======
+        return ordered[0]
+>>>>>>> REPLACE
+"""
+    patches = iter([breaks_median, PATCH_ANSWER])
+
+    def answers(messages):
+        return next(patches) if "search/replace edits" in messages[1]["content"] else good_answers(messages)
+
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(budget=2, sandbox=sandbox))
+    assert [c.candidate for c in result.patches] == [2, 1]  # the verified one first, though written second
+    good, bad = result.patches
+    assert good.verification["verified"] and good.scores["verified"] == 1.0
+    assert good.verification["repro_before"] == "REPRODUCED" and good.verification["repro_after"] == "RESOLVED"
+    assert not bad.verification["verified"] and bad.verification["regressions"] == ["tests/test_stats.py::test_median"]
+    assert result.trajectory.reproduction["attempts"][0]["verdict"] == "REPRODUCED"
+    assert [s.stage for s in result.trajectory.steps].count("reproduce") == 1

@@ -15,6 +15,7 @@ from pygls.uris import from_fs_path
 import lsp_client
 from conftest import BUG_ISSUE, run_pytest, tree_snapshot
 from scripted import good_answers
+from swe_reasoner.agent.config import Settings, load_sandbox
 from swe_reasoner.agent.model import ScriptedModel
 from swe_reasoner.agent.pipeline import SolveOptions, solve
 from swe_reasoner.agent.repo import Repo
@@ -27,7 +28,9 @@ ISSUE = BUG_ISSUE.strip()  # what a selection of the issue's text gives
 def recording(bug_repo, tmp_path) -> Path:
     """A solve of the bug by a model that answers well, recorded for the server to replay."""
     path = tmp_path / "recorded.jsonl"
-    solve(Repo.open(bug_repo), ISSUE, ScriptedModel(good_answers), SolveOptions(trajectory_path=path))
+    sandbox, note = load_sandbox(Settings())  # what the server will pick: bubblewrap where it exists
+    solve(Repo.open(bug_repo), ISSUE, ScriptedModel(good_answers),
+          SolveOptions(trajectory_path=path, sandbox=sandbox, verification_note=note))
     return path
 
 
@@ -82,7 +85,7 @@ async def test_solve_previews_then_applies_only_on_accept(client, bug_repo):
     solve_id = await lsp_client.solve(client, ISSUE)
     result = await lsp_client.result(client)
     assert result["solveId"] == solve_id and result["status"] == "patched", result
-    assert result["message"] == "1 patch to review"
+    assert result["message"] in ("1 patch to review, 1 verified", "1 patch to review (not verified)")
     [cand] = result["candidates"]
     assert "-    return sum(values) / (len(values) - 1)" in cand["diff"]
     [changed] = cand["files"]
@@ -103,7 +106,11 @@ async def test_solve_previews_then_applies_only_on_accept(client, bug_repo):
         assert any(m.startswith(stage) for m in messages), messages
     percents = [r.percentage for r in reports[1:-1]]
     assert percents == sorted(percents)
-    assert reports[-1].message == "1 patch to review"
+    assert reports[-1].message == result["message"]
+    if result["message"].endswith("1 verified"):  # bubblewrap here: the evidence holds the verification
+        verification = cand["evidence"]["verification"]
+        assert verification["verified"] and verification["repro_before"] == "REPRODUCED"
+        assert verification["repro_after"] == "RESOLVED" and "Verifying" in " ".join(messages)
     # nothing changed until the user accepts
     assert not client.edits and tree_snapshot(bug_repo) == before
     assert run_pytest(bug_repo).returncode == 1

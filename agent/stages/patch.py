@@ -41,7 +41,8 @@ class PatchCandidate:
     edits: list[Edit] = field(default_factory=list)
     error: str = ""  # why no diff came out
     texts: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (old, new) whole-file texts
-    scores: dict[str, float] = field(default_factory=dict)  # e.g. {"votes": 3}; the evidence shown to the user
+    scores: dict[str, float] = field(default_factory=dict)  # e.g. {"votes": 3, "verified": 1.0}
+    verification: dict | None = None  # the verify stage's Verdict.to_dict(), when it ran
 
 
 def code_context(ctx: Context, locations: list[Location]) -> str:

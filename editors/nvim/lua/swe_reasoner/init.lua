@@ -74,8 +74,17 @@ local function preview_lines(result, i)
   for name, score in pairs(ev.scores or {}) do
     table.insert(lines, string.format("score %s: %s", name, tostring(score)))
   end
-  if ev.verification ~= nil and ev.verification ~= vim.NIL then
-    table.insert(lines, "verification: " .. vim.json.encode(ev.verification))
+  local v = ev.verification
+  if type(v) == "table" then
+    table.insert(lines, string.format("verification: %s: %s", v.verified and "VERIFIED" or "NOT VERIFIED", v.reason))
+    if v.repro_before ~= nil and v.repro_before ~= vim.NIL then
+      local after = (v.repro_after ~= nil and v.repro_after ~= vim.NIL) and v.repro_after or "-"
+      table.insert(lines, string.format("reproduction: %s before the patch, %s after", v.repro_before, after))
+    end
+    table.insert(lines, string.format("regression tests: %d passed before; regressions: %s",
+      #(v.regression_tests or {}), #(v.regressions or {}) > 0 and table.concat(v.regressions, ", ") or "none"))
+  elseif type(ev.note) == "string" and ev.note ~= "" then
+    table.insert(lines, ev.note)
   end
   if result.trajectory ~= nil and result.trajectory ~= vim.NIL then
     table.insert(lines, "trajectory: " .. result.trajectory)
