@@ -1,6 +1,6 @@
 """HF checkpoints to GGUF, llama.cpp quantization, agreement checks (see docs/quantize.md).
 
-Submodules: convert (HF -> GGUF), quant (llama.cpp quantize), check (HF vs GGUF
-logits and tokenization), cli (`swe-reasoner quantize ...`). LoRA adapters to
-GGUF are not built yet.
+Submodules: convert (HF -> GGUF), lora (PEFT LoRA adapter -> GGUF adapter),
+quant (llama.cpp quantize), check (HF vs GGUF logits and tokenization, with or
+without an adapter), cli (`swe-reasoner quantize ...`).
 """

@@ -170,3 +170,147 @@ def check(hf_dir: str | os.PathLike, gguf_path: str | os.PathLike, *, prompts: S
                        kl_mean=float(kl_a.mean()), kl_max=float(kl_a.max()), tokenization_identical=same,
                        n_tokenized_texts=len(prompts) + len(texts), n_tokens_compared=n_tok, add_bos=add_bos,
                        mismatches=mism)
+
+
+# ------------------------------------------------------------------ LoRA adapters
+
+
+def load_lora_adapter(llm, path: str | os.PathLike):
+    """Load a GGUF LoRA adapter for llm's model (llama_adapter_lora_init); freed with llm."""
+    import llama_cpp
+
+    if not Path(path).exists():
+        raise QuantizeError(f"{path} does not exist")
+    adapter = llama_cpp.llama_adapter_lora_init(llm._model.model, str(path).encode("utf-8"))
+    if not adapter:
+        raise QuantizeError(f"llama.cpp could not load the LoRA adapter {path} for this model "
+                            "(wrong base model, or not a GGUF LoRA adapter: see llama.cpp's log with verbose=True)")
+    llm._stack.callback(llama_cpp.llama_adapter_lora_free, adapter)
+    return adapter
+
+
+def set_lora_adapters(llm, adapters: Sequence[tuple[object, float]]) -> None:
+    """Make exactly these (adapter, scale) pairs active on llm's context; none: the base model.
+
+    llama-cpp-python's prompt cache compares token ids only, so the cached
+    state is dropped (reset) after every switch.
+    """
+    import ctypes
+
+    import llama_cpp
+
+    n = len(adapters)
+    arr = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(*[a for a, _ in adapters])
+    scales = (ctypes.c_float * max(n, 1))(*[float(s) for _, s in adapters])
+    if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, arr, n, scales):
+        raise QuantizeError("llama.cpp refused to set the LoRA adapters")
+    llm.reset()
+    mem = llama_cpp.llama_get_memory(llm._ctx.ctx)
+    if mem is not None:  # cached K/V were computed with the old adapters
+        llama_cpp.llama_memory_clear(mem, True)
+
+
+@dataclass
+class LoraCheckReport:
+    gguf: str
+    adapter: str
+    n_prompts: int
+    n_positions: int
+    max_abs_err: float  # HF merged vs GGUF + adapter
+    max_rel_err: float
+    top1_agreement: float
+    kl_mean: float
+    kl_max: float
+    shift_rel: float  # max relative difference, GGUF base alone vs GGUF + adapter
+    shift_top1_changed: float  # fraction of positions whose argmax the adapter changes
+    hf_shift_rel: float  # the same shift on the HF side (base vs merged)
+    off_max_abs: float  # max |logit| difference, adapter switched off again vs the base alone (0: exact)
+
+    @property
+    def shift_ratio(self) -> float:
+        return self.shift_rel / max(self.max_rel_err, 1e-30)
+
+    def ok(self, max_rel_err: float = 1e-2, min_top1: float = 0.9, min_shift_ratio: float = 10.0) -> bool:
+        return (self.max_rel_err <= max_rel_err and self.top1_agreement >= min_top1
+                and self.shift_ratio >= min_shift_ratio and self.off_max_abs == 0.0)
+
+    def format(self) -> str:
+        return "\n".join([
+            f"model: {self.gguf} + adapter {self.adapter}",
+            f"logits on {self.n_prompts} prompts, {self.n_positions} positions, HF merged vs GGUF + adapter:",
+            f"  max relative error  {self.max_rel_err:.3e}  (max abs {self.max_abs_err:.3e})",
+            f"  top-1 agreement     {self.top1_agreement * 100:.1f}%",
+            f"  KL(hf || gguf)      mean {self.kl_mean:.3e}  max {self.kl_max:.3e} nats",
+            f"adapter shift (GGUF base vs GGUF + adapter): max relative {self.shift_rel:.3e} "
+            f"({self.shift_ratio:.1e}x the error; HF base vs merged {self.hf_shift_rel:.3e}), "
+            f"top-1 changed at {self.shift_top1_changed * 100:.1f}% of positions",
+            f"adapter off again vs base: max abs difference {self.off_max_abs:.3e}",
+        ])
+
+
+def check_lora(hf_dir: str | os.PathLike, gguf_path: str | os.PathLike, peft_dir: str | os.PathLike,
+               adapter_path: str | os.PathLike, *, prompts: Sequence[str] = SAMPLE_PROMPTS, scale: float = 1.0,
+               tokenizer=None, llm=None, progress: Callable[[int, int, str], None] | None = None) -> LoraCheckReport:
+    """HF base + PEFT adapter (merged) vs llama.cpp base GGUF + GGUF adapter, and the adapter's shift."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as e:  # pragma: no cover
+        raise QuantizeError("check needs torch and transformers: pip install 'swe-reasoner[quantize]'") from e
+    try:
+        from peft import PeftModel
+    except ImportError as e:  # pragma: no cover
+        raise QuantizeError("check --lora needs peft: pip install peft") from e
+    from .lora import load_adapter_config
+
+    load_adapter_config(peft_dir)
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(str(hf_dir))
+    base = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
+    if llm is None:
+        llm = load_gguf(gguf_path)
+    adapter = load_lora_adapter(llm, adapter_path)
+    ids_list = [tokenizer.encode(p, add_special_tokens=True)[: llm.n_ctx()] for p in prompts]
+    steps = 3 * len(prompts) + 1
+    step = 0
+
+    def tick(what: str) -> None:
+        nonlocal step
+        step += 1
+        if progress:
+            progress(step, steps, what)
+
+    hf_base, gg_base, gg_off = [], [], []
+    for ids in ids_list:
+        hf_base.append(hf_logits(base, ids))
+        gg_base.append(gguf_logits(llm, ids))
+        tick("base")
+    try:
+        merged = PeftModel.from_pretrained(base, str(peft_dir)).merge_and_unload().eval()
+    except Exception as e:  # peft raises many kinds: all mean the same here
+        raise QuantizeError(f"peft could not apply the adapter {peft_dir} to {hf_dir}: {e}") from e
+    set_lora_adapters(llm, [(adapter, scale)])
+    rel, top1, kl, shift, hf_shift, changed, max_abs, n_pos = [], [], [], [], [], [], 0.0, 0
+    for i, ids in enumerate(ids_list):
+        ref = hf_logits(merged, ids)
+        got = gguf_logits(llm, ids)
+        m = compare_logits(ref, got)
+        rel.append(m["rel"]), top1.append(m["top1"]), kl.append(m["kl"])
+        max_abs = max(max_abs, m["max_abs"])
+        s = compare_logits(gg_base[i], got)
+        shift.append(s["rel"]), changed.append(~s["top1"])
+        hf_shift.append(compare_logits(hf_base[i], ref)["rel"])
+        n_pos += len(ids)
+        tick("adapter")
+    set_lora_adapters(llm, [])
+    for i, ids in enumerate(ids_list):
+        gg_off.append(compare_logits(gg_base[i], gguf_logits(llm, ids))["max_abs"])
+        tick("adapter off")
+    cat = np.concatenate
+    return LoraCheckReport(
+        gguf=str(gguf_path), adapter=str(adapter_path), n_prompts=len(prompts), n_positions=n_pos,
+        max_abs_err=max_abs, max_rel_err=float(cat(rel).max()), top1_agreement=float(cat(top1).mean()),
+        kl_mean=float(cat(kl).mean()), kl_max=float(cat(kl).max()), shift_rel=float(cat(shift).max()),
+        shift_top1_changed=float(cat(changed).mean()), hf_shift_rel=float(cat(hf_shift).max()),
+        off_max_abs=float(max(gg_off)))

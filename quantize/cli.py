@@ -1,8 +1,10 @@
-"""`swe-reasoner quantize ...`: convert, quant, check.
+"""`swe-reasoner quantize ...`: convert, quant, lora, check.
 
     swe-reasoner quantize convert HF_DIR OUT.gguf [--outtype f32|f16|bf16]
     swe-reasoner quantize quant IN.gguf OUT.gguf --type Q4_K_M|Q5_K_M|Q6_K|Q8_0 [--imatrix FILE]
     swe-reasoner quantize check HF_DIR MODEL.gguf [--max-rel-err X] [--min-top1 F]
+    swe-reasoner quantize lora PEFT_DIR OUT.gguf --base HF_DIR [--outtype f32|f16]
+    swe-reasoner quantize check HF_DIR MODEL.gguf --lora PEFT_DIR ADAPTER.gguf
 
 Exit codes: 0 done (check: agreement within the given bounds), 1 failed
 (an error, or check found a difference), 2 usage error.
@@ -44,6 +46,7 @@ class Bar:
 
 def build_parser() -> argparse.ArgumentParser:
     from .convert import OUTTYPES
+    from .lora import LORA_OUTTYPES
     from .quant import TYPES
 
     p = argparse.ArgumentParser(prog="swe-reasoner quantize",
@@ -66,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--max-rel-err", type=float, default=None, help="fail (exit 1) above this relative error")
     k.add_argument("--min-top1", type=float, default=None, help="fail (exit 1) below this top-1 agreement")
     k.add_argument("--n-ctx", type=int, default=512)
+    k.add_argument("--lora", nargs=2, metavar=("PEFT_DIR", "ADAPTER_GGUF"), default=None,
+                   help="compare HF base + PEFT adapter (merged) with MODEL.gguf + the GGUF adapter")
+    k.add_argument("--lora-scale", type=float, default=1.0)
+    lo = sub.add_parser("lora", help="PEFT LoRA adapter -> GGUF LoRA adapter (llama.cpp applies it at run time)")
+    lo.add_argument("peft_dir")
+    lo.add_argument("out")
+    lo.add_argument("--base", required=True, help="the HF base model dir the adapter was trained on")
+    lo.add_argument("--outtype", choices=LORA_OUTTYPES, default="f32")
     return p
 
 
@@ -94,6 +105,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {r.path}: {r.type}, {r.in_bytes / 2**20:.1f} -> {r.out_bytes / 2**20:.1f} MiB "
                   f"in {r.seconds:.1f} s" + (f", imatrix of {r.imatrix_entries} tensors" if r.imatrix_entries else ""))
             return 0
+        if args.cmd == "lora":
+            from .lora import convert_lora
+
+            r = convert_lora(args.peft_dir, args.out, args.base, args.outtype)
+            print(f"wrote {r.path}: LoRA adapter for {r.arch}, {r.outtype}, rank {r.rank}, alpha {r.alpha:g}, "
+                  f"{r.n_modules} modules ({', '.join(r.target_modules)}), {r.n_params / 1e6:.2f}M parameters")
+            return 0
+        if args.cmd == "check" and args.lora:
+            from .check import check_lora, load_gguf
+
+            llm = load_gguf(args.gguf, n_ctx=args.n_ctx)
+            rep = check_lora(args.hf_dir, args.gguf, args.lora[0], args.lora[1], llm=llm, scale=args.lora_scale,
+                             progress=Bar("check", unit="steps", scale=1))
+            print(rep.format())
+            ok = rep.shift_ratio >= 10.0 and rep.off_max_abs == 0.0
+            if args.max_rel_err is not None and rep.max_rel_err > args.max_rel_err:
+                ok = False
+            if args.min_top1 is not None and rep.top1_agreement < args.min_top1:
+                ok = False
+            print("check: " + ("passed" if ok else "FAILED"))
+            return 0 if ok else 1
         if args.cmd == "check":
             from .check import check, load_gguf
 

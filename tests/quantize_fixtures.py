@@ -95,3 +95,29 @@ def build_tiny(out_dir: Path, arch: str = "qwen2", *, hidden: int = 64, intermed
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
+
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def build_lora(base_dir: Path, out_dir: Path, *, r: int = 4, alpha: int = 8, seed: int = 1, std: float = 0.1,
+               targets=LORA_TARGETS, **lora_kw) -> Path:
+    """A PEFT LoRA adapter on the model in base_dir, saved to out_dir.
+
+    lora_B starts at zero in PEFT (the adapter would change nothing): it is set
+    to random values so that the adapter visibly shifts the logits.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, **lora_kw)
+    peft_model = get_peft_model(model, cfg)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(std * torch.randn_like(p))
+    peft_model.save_pretrained(str(out_dir))
+    return Path(out_dir)

@@ -29,10 +29,10 @@ pytest.importorskip("gguf")
 pytest.importorskip("llama_cpp")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quantize_fixtures import build_tiny  # noqa: E402
+from quantize_fixtures import build_lora, build_tiny  # noqa: E402
 
 from swe_reasoner.quantize import convert as convert_mod  # noqa: E402
-from swe_reasoner.quantize.check import check, load_gguf  # noqa: E402
+from swe_reasoner.quantize.check import SAMPLE_PROMPTS, check, check_lora, load_gguf  # noqa: E402
 from swe_reasoner.quantize.convert import convert, rope_row_order  # noqa: E402
 from swe_reasoner.quantize.errors import (  # noqa: E402
     CorruptCheckpointError,
@@ -41,6 +41,7 @@ from swe_reasoner.quantize.errors import (  # noqa: E402
     QuantizeError,
     UnsupportedArchitectureError,
 )
+from swe_reasoner.quantize.lora import LoraAdapterError, convert_lora  # noqa: E402
 from swe_reasoner.quantize.quant import quant  # noqa: E402
 
 BOUNDS = {"f32": (1e-5, 1.0), "f16": (5e-3, 0.95), "bf16": (3e-2, 0.9)}
@@ -327,6 +328,178 @@ def test_bad_outtype(tiny, tmp_path):
         convert(tiny["qwen2"], tmp_path / "o.gguf", "q4")
 
 
+# ------------------------------------------------------------------ LoRA adapters
+#
+# Measured (r=4, alpha=8, lora_B ~ N(0, 0.1), all seven projections), HF base +
+# adapter merged by peft vs llama.cpp base GGUF + GGUF adapter:
+#   f32 ~8.7e-7 relative (assert < 1e-5), f16 ~1.3e-3..1.9e-3 (assert < 5e-3), top-1 99.3-100%;
+#   the adapter shifts the logits by ~1.0-1.3 relative (ratio > 1e5 over the f32
+#   error) and changes the argmax at 64-87% of positions; adapter off again: exact.
+
+
+@pytest.fixture(scope="session")
+def loras(tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("lora")
+    return {arch: build_lora(tiny[arch], root / arch) for arch in ("qwen2", "llama")}
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama"])
+@pytest.mark.parametrize("outtype", ["f32", "f16"])
+def test_lora_matches_merged_hf(tiny, converted, loras, tmp_path, arch, outtype):
+    res = convert_lora(loras[arch], tmp_path / "a.gguf", tiny[arch], outtype)
+    assert res.n_modules == 14 and res.rank == 4 and res.alpha == 8.0
+    rep = check_lora(tiny[arch], converted(arch, outtype), loras[arch], res.path)
+    print(rep.format())
+    assert rep.max_rel_err < BOUNDS[outtype][0]
+    assert rep.top1_agreement >= BOUNDS[outtype][1]  # f32 100%; f16 99.3-100% (random weights, near ties)
+    assert rep.shift_rel > 0.3  # the adapter changes the output ...
+    assert rep.shift_ratio > (1e4 if outtype == "f32" else 50)  # ... far beyond the conversion error
+    assert rep.hf_shift_rel == pytest.approx(rep.shift_rel, rel=1e-2)
+    assert rep.off_max_abs == 0.0  # no adapter: exactly the base model again
+    assert rep.ok(max_rel_err=BOUNDS[outtype][0])
+
+
+def test_lora_gguf_layout(tiny, loras, tmp_path):
+    res = convert_lora(loras["llama"], tmp_path / "a.gguf", tiny["llama"], "f16")
+    r = _read(res.path)
+    assert _field(r, "general.type") == "adapter"
+    assert _field(r, "general.architecture") == "llama"
+    assert _field(r, "adapter.type") == "lora"
+    assert _field(r, "adapter.lora.alpha") == pytest.approx(8.0)
+    t = {x.name: x for x in r.tensors}
+    assert len(t) == 28
+    # ggml order (ne): lora_a (in, r), lora_b (r, out); base attn_q is (in=64, out=64), ffn_down (128, 64)
+    assert tuple(t["blk.0.ffn_down.weight.lora_a"].shape) == (128, 4)
+    assert tuple(t["blk.0.ffn_down.weight.lora_b"].shape) == (4, 64)
+    assert tuple(t["blk.1.attn_k.weight.lora_b"].shape) == (4, 32)
+    assert t["blk.0.attn_q.weight.lora_a"].tensor_type.name == "F16"
+
+
+def test_lora_scale_zero_and_switching(tiny, converted, loras, tmp_path):
+    """Scale 0 gives the base logits exactly; switching back and forth is stable (cache reset)."""
+    import numpy as np
+
+    from swe_reasoner.quantize.check import gguf_logits, load_lora_adapter, set_lora_adapters
+
+    res = convert_lora(loras["qwen2"], tmp_path / "a.gguf", tiny["qwen2"], "f32")
+    llm = load_gguf(converted("qwen2", "f32"))
+    ids = llm.tokenize(b"def f(x):\n    return x + 1\n", add_bos=False)
+    base = gguf_logits(llm, ids)
+    ad = load_lora_adapter(llm, res.path)
+    set_lora_adapters(llm, [(ad, 0.0)])
+    assert np.array_equal(gguf_logits(llm, ids), base)
+    set_lora_adapters(llm, [(ad, 1.0)])
+    on = gguf_logits(llm, ids)
+    assert np.abs(on - base).max() > 0.1
+    set_lora_adapters(llm, [(ad, 0.5)])
+    half = gguf_logits(llm, ids)
+    assert np.abs(half - base).max() > 0.01 and np.abs(half - on).max() > 0.01
+    set_lora_adapters(llm, [])
+    assert np.array_equal(gguf_logits(llm, ids), base)
+    set_lora_adapters(llm, [(ad, 1.0)])
+    assert np.array_equal(gguf_logits(llm, ids), on)
+
+
+def test_lora_llama_needs_rope_permutation(tiny, converted, loras, tmp_path, monkeypatch):
+    """lora_B's q/k rows need the base's rope reordering: without it llama.cpp computes something else."""
+    monkeypatch.setitem(convert_mod.SUPPORTED, "LlamaForCausalLM", ("llama", False))
+    res = convert_lora(loras["llama"], tmp_path / "noperm.gguf", tiny["llama"], "f32")
+    monkeypatch.undo()
+    rep = check_lora(tiny["llama"], converted("llama", "f32"), loras["llama"], res.path, prompts=SAMPLE_PROMPTS[:1])
+    assert rep.max_rel_err > 1e-2
+
+
+def test_lora_rslora_and_rank_pattern(tiny, converted, tmp_path):
+    """PEFT scales other than alpha / r are folded into lora_B."""
+    peft_dir = build_lora(tiny["qwen2"], tmp_path / "rs", r=4, alpha=8, use_rslora=True,
+                          rank_pattern={"down_proj": 2}, alpha_pattern={"v_proj": 3})
+    res = convert_lora(peft_dir, tmp_path / "rs.gguf", tiny["qwen2"], "f32")
+    rep = check_lora(tiny["qwen2"], converted("qwen2", "f32"), peft_dir, res.path, prompts=SAMPLE_PROMPTS[:2])
+    assert rep.max_rel_err < 1e-5 and rep.shift_rel > 0.1
+
+
+def _edit_adapter_config(d: Path, **changes) -> None:
+    cfg = json.loads((d / "adapter_config.json").read_text())
+    cfg.update(changes)
+    (d / "adapter_config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"peft_type": "PREFIX_TUNING"}, "not LORA"),
+    ({"peft_type": "IA3"}, "only LoRA adapters"),
+    ({"use_dora": True}, "DoRA"),
+    ({"modules_to_save": ["lm_head"]}, "modules_to_save"),
+    ({"r": 8}, "rank mismatch"),
+    ({"auto_mapping": {"base_model_class": "Qwen2ForCausalLM"}}, "wrong base model"),
+])
+def test_lora_bad_config(tiny, loras, tmp_path, changes, match):
+    d = _copy(loras["llama"], tmp_path / "ad")
+    _edit_adapter_config(d, **changes)
+    with pytest.raises(LoraAdapterError, match=match):
+        convert_lora(d, tmp_path / "o.gguf", tiny["llama"])
+    assert not list(tmp_path.glob("o.gguf*"))
+
+
+def test_lora_missing_files(tiny, loras, tmp_path):
+    d = _copy(loras["qwen2"], tmp_path / "ad")
+    (d / "adapter_model.safetensors").unlink()
+    with pytest.raises(LoraAdapterError, match="no adapter_model.safetensors"):
+        convert_lora(d, tmp_path / "o.gguf", tiny["qwen2"])
+    (d / "adapter_config.json").unlink()
+    with pytest.raises(LoraAdapterError, match="not a PEFT adapter directory"):
+        convert_lora(d, tmp_path / "o.gguf", tiny["qwen2"])
+    with pytest.raises(LoraAdapterError, match="not a directory"):
+        convert_lora(tmp_path / "nope", tmp_path / "o.gguf", tiny["qwen2"])
+    with pytest.raises(QuantizeError, match="f32, f16"):
+        convert_lora(loras["qwen2"], tmp_path / "o.gguf", tiny["qwen2"], "bf16")
+    assert not list(tmp_path.glob("o.gguf*"))
+
+
+def test_lora_unsupported_base_and_unmappable_modules(tiny, loras, tmp_path):
+    base = _copy(tiny["qwen2"], tmp_path / "base")
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["architectures"] = ["GPT2LMHeadModel"]
+    (base / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UnsupportedArchitectureError, match="GPT2LMHeadModel"):
+        convert_lora(loras["qwen2"], tmp_path / "o.gguf", base)
+    # a module llama.cpp has no tensor for (rotary embedding) and one the tied base lacks (lm_head)
+    from safetensors.numpy import load_file, save_file
+
+    for bad in ("model.layers.0.self_attn.rotary_emb", "lm_head"):
+        d = _copy(loras["qwen2"], tmp_path / bad)
+        w = load_file(str(d / "adapter_model.safetensors"))
+        w[f"base_model.model.{bad}.lora_A.weight"] = w["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"]
+        w[f"base_model.model.{bad}.lora_B.weight"] = w["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"]
+        save_file(w, str(d / "adapter_model.safetensors"))
+        with pytest.raises(LoraAdapterError, match="no llama.cpp qwen2 tensor|has no lm_head.weight"):
+            convert_lora(d, tmp_path / "o.gguf", tiny["qwen2"])
+
+
+def test_lora_shape_mismatch(tiny, loras, tmp_path):
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    d = _copy(loras["llama"], tmp_path / "ad")
+    w = load_file(str(d / "adapter_model.safetensors"))
+    key = "base_model.model.model.layers.1.mlp.up_proj.lora_A.weight"
+    w[key] = np.zeros((4, 32), dtype=np.float32)  # base up_proj takes 64 inputs
+    save_file(w, str(d / "adapter_model.safetensors"))
+    with pytest.raises(LoraAdapterError, match="do not fit the base weight"):
+        convert_lora(d, tmp_path / "o.gguf", tiny["llama"])
+    w = load_file(str(loras["llama"] / "adapter_model.safetensors"))
+    del w["base_model.model.model.layers.0.mlp.up_proj.lora_B.weight"]
+    save_file(w, str(d / "adapter_model.safetensors"))
+    with pytest.raises(LoraAdapterError, match="not both lora_A and lora_B"):
+        convert_lora(d, tmp_path / "o.gguf", tiny["llama"])
+
+
+def test_lora_wrong_base_gguf(tiny, converted, loras, tmp_path):
+    """llama.cpp itself refuses an adapter for another architecture: a clear error, no crash."""
+    res = convert_lora(loras["llama"], tmp_path / "a.gguf", tiny["llama"])
+    with pytest.raises(QuantizeError, match="could not load the LoRA adapter"):
+        check_lora(tiny["qwen2"], converted("qwen2", "f32"), loras["qwen2"], res.path, prompts=SAMPLE_PROMPTS[:1])
+
+
 # ------------------------------------------------------------------ CLI
 
 
@@ -343,6 +516,21 @@ def test_cli(tiny, tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
     assert main(["quant", str(out), str(tmp_path / "q.gguf"), "--type", "Q1"]) == 2
     assert main([]) == 2
+
+
+def test_cli_lora(tiny, converted, loras, tmp_path, capsys):
+    from swe_reasoner.quantize.cli import main
+
+    ad = tmp_path / "ad.gguf"
+    assert main(["lora", str(loras["llama"]), str(ad), "--base", str(tiny["llama"])]) == 0
+    assert "rank 4, alpha 8" in capsys.readouterr().out
+    assert main(["check", str(tiny["llama"]), str(converted("llama", "f32")), "--lora", str(loras["llama"]), str(ad),
+                 "--max-rel-err", "1e-5"]) == 0
+    out = capsys.readouterr().out
+    assert "adapter shift" in out and "check: passed" in out
+    assert main(["lora", str(loras["llama"]), str(ad)]) == 2  # --base is required
+    assert main(["lora", str(tmp_path / "nope"), str(ad), "--base", str(tiny["llama"])]) == 1
+    assert "not a directory" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ real model round trip
