@@ -24,7 +24,7 @@ from .retrieval import Retriever
 from .sandbox import Sandbox
 from .stages import Context, Location
 from .stages.localize import localize
-from .stages.patch import PatchCandidate, code_context, patch
+from .stages.patch import PatchCandidate, code_context, patch, revise
 from .stages.reproduce import reproduce
 from .stages.understand import understand
 from .tools import SearchTools
@@ -34,6 +34,8 @@ from .verify import VerifyOptions, verify_patch
 log = logging.getLogger(__name__)
 
 FALLBACK_FILES = 2
+REVISIONS = 1  # rounds in which candidates that failed verification are rewritten, when none passed
+FEEDBACK_CHARS = 4000  # of a failed verification's evidence, shown to the model
 
 
 @dataclass
@@ -103,8 +105,8 @@ def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = N
         traj.verification_note = options.verification_note
         if options.sandbox is not None and result.patches:
             _verify(ctx, repo, options, locations, result)
-        traj.patches = [{"candidate": c.candidate, "diff": c.diff, "files": c.files, "scores": c.scores,
-                         "verification": c.verification} for c in result.patches]
+        traj.patches = [{"candidate": c.candidate, "revision": c.revision, "diff": c.diff, "files": c.files,
+                         "scores": c.scores, "verification": c.verification} for c in result.patches]
         traj.status = "patched" if result.patches else "no_patch"
         progress(Event("done", f"{len(result.patches)} patch(es)", tokens=tokens[0], fraction=1.0))
         return result
@@ -128,11 +130,32 @@ def _verify(ctx: Context, repo: Repo, options: SolveOptions, locations: list[Loc
     """A reproduction script, then each candidate in the sandbox; verified candidates rank first."""
     found = reproduce(ctx, repo, options.sandbox, code_context(ctx, locations), timeout=options.verify_timeout)
     result.trajectory.reproduction = found.to_dict()
-    n = len(result.patches)
-    for i, cand in enumerate(result.patches, start=1):
-        ctx.report("verify", 0.96 + 0.03 * (i - 1) / n, "running the tests", i, n)
-        verdict = verify_patch(repo, cand.diff, options.sandbox, found.script,
+    verdicts = _run_checks(ctx, repo, options, found.script, result.patches, 0.96, 0.02)
+    for _ in range(REVISIONS):
+        failed = [(c, v) for c, v in zip(result.patches, verdicts) if not v.verified and v.status != "error"]
+        if not failed or len(failed) < len(result.patches):
+            break  # nothing to revise, or some candidate already passed
+        revised = []
+        with Scratch(repo) as scratch:
+            for cand, verdict in failed:
+                ctx.report("verify", 0.98, "revising a failed patch", cand.candidate, len(failed))
+                new = revise(ctx, scratch, cand, "Your patch failed verification.\n"
+                             + verdict.describe(output_lines=20)[-FEEDBACK_CHARS:])
+                if new.diff and new.diff not in {c.diff for c in result.patches + revised}:
+                    revised.append(new)
+        verdicts += _run_checks(ctx, repo, options, found.script, revised, 0.98, 0.01)
+        result.patches += revised
+    result.patches = by_execution(result.patches)
+
+
+def _run_checks(ctx: Context, repo: Repo, options: SolveOptions, script: str | None,
+                candidates: list[PatchCandidate], start: float, span: float) -> list:
+    verdicts = []
+    for i, cand in enumerate(candidates, start=1):
+        ctx.report("verify", start + span * (i - 1) / len(candidates), "running the tests", i, len(candidates))
+        verdict = verify_patch(repo, cand.diff, options.sandbox, script,
                                VerifyOptions(timeout=options.verify_timeout, cancel=ctx.ask.cancel))
         cand.verification = verdict.to_dict()
         cand.scores["verified"] = 1.0 if verdict.verified else 0.0
-    result.patches = by_execution(result.patches)
+        verdicts.append(verdict)
+    return verdicts

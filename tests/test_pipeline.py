@@ -169,3 +169,31 @@ def test_verified_candidates_rank_first(bug_repo):
     assert not bad.verification["verified"] and bad.verification["regressions"] == ["tests/test_stats.py::test_median"]
     assert result.trajectory.reproduction["attempts"][0]["verdict"] == "REPRODUCED"
     assert [s.stage for s in result.trajectory.steps].count("reproduce") == 1
+
+
+def test_a_patch_that_fails_verification_is_revised_with_the_evidence(bug_repo):
+    from swe_reasoner.agent.sandbox import SandboxUnavailable, pick_sandbox
+
+    try:
+        sandbox = pick_sandbox("bwrap")
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    breaks_median = PATCH_ANSWER + "calc/stats.py\n<<<<<<< SEARCH\n        return ordered[n // 2]\n=======\n" \
+                                   "        return ordered[0]\n>>>>>>> REPLACE\n"
+    seen = []
+
+    def answers(messages):
+        if "search/replace edits" not in messages[1]["content"]:
+            return good_answers(messages)
+        if "failed verification" in messages[-1]["content"]:
+            seen.append(messages[-1]["content"])
+            return PATCH_ANSWER
+        return breaks_median
+
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(sandbox=sandbox))
+    [feedback] = seen  # one revision, told which test regressed
+    assert "REGRESSIONS: tests/test_stats.py::test_median" in feedback
+    revised, first = result.patches
+    assert revised.revision == 1 and revised.verification["verified"] and not first.verification["verified"]
+    assert [s.stage for s in result.trajectory.steps].count("revise") == 1
+    assert [p["revision"] for p in result.trajectory.patches] == [1, 0]

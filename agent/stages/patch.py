@@ -43,6 +43,8 @@ class PatchCandidate:
     texts: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (old, new) whole-file texts
     scores: dict[str, float] = field(default_factory=dict)  # e.g. {"votes": 3, "verified": 1.0}
     verification: dict | None = None  # the verify stage's Verdict.to_dict(), when it ran
+    convo: list[dict] = field(default_factory=list)  # the conversation that wrote it, its answer last
+    revision: int = 0  # 0: first written; n: revised n times after failing verification
 
 
 def code_context(ctx: Context, locations: list[Location]) -> str:
@@ -84,12 +86,25 @@ def patch(ctx: Context, scratch: Scratch, locations: list[Location], n: int = 1,
     return results
 
 
-def _try_candidate(ctx: Context, scratch: Scratch, prompt: list[dict], completion, i: int) -> PatchCandidate:
+def revise(ctx: Context, scratch: Scratch, cand: PatchCandidate, feedback: str) -> PatchCandidate:
+    """The candidate's conversation goes on with why its patch failed; the model writes it again."""
+    convo = cand.convo + [{"role": "user", "content": feedback + REVISE}]
+    revised = _try_candidate(ctx, scratch, convo, ctx.ask.complete(convo)[0], cand.candidate, stage="revise")
+    revised.revision = cand.revision + 1
+    return revised
+
+
+REVISE = ("\nThe repository is back to its original code (your edits were not kept). Write all the edits "
+          "again, against the original code, so that the issue is fixed and the tests pass.")
+
+
+def _try_candidate(ctx: Context, scratch: Scratch, prompt: list[dict], completion, i: int,
+                   stage: str = "patch") -> PatchCandidate:
     convo = list(prompt)
     for attempt in range(1, RETRIES + 2):
         if attempt > 1:
             completion = ctx.ask.complete(convo)[0]
-        step = ctx.ask.record("patch", i, attempt, convo, completion)
+        step = ctx.ask.record(stage, i, attempt, convo, completion)
         scratch.reset()
         try:
             edits = parse_edits(completion.answer)
@@ -100,7 +115,8 @@ def _try_candidate(ctx: Context, scratch: Scratch, prompt: list[dict], completio
             step.parsed = {"edits": edits, "files": files}
             new = {f: _read(scratch.root / f) for f in files}
             scratch.reset()
-            return PatchCandidate(i, diff, files, edits, texts={f: (_read(scratch.root / f), new[f]) for f in files})
+            return PatchCandidate(i, diff, files, edits, texts={f: (_read(scratch.root / f), new[f]) for f in files},
+                                  convo=convo + [{"role": "assistant", "content": completion.answer}])
         except FormatError as exc:
             step.feedback = exc.feedback
             convo = convo + [{"role": "assistant", "content": completion.answer},
