@@ -421,6 +421,29 @@ def _python_paths() -> list[str]:
     return sorted(os.path.realpath(p) for p in paths if p)
 
 
+def venv_paths(executable: str) -> list[str]:
+    """The folders a virtual environment's interpreter needs: the venv and its base Python's prefix.
+
+    Empty unless `executable` is an absolute path to a program in `VENV/bin/` next to a
+    `VENV/pyvenv.cfg`: only a venv's folder is ever re-shown, whatever the command names.
+    """
+    if not os.path.isabs(executable):
+        return []
+    venv = Path(executable).parent.parent  # not resolved: bin/python is a link to the base interpreter
+    cfg = venv / "pyvenv.cfg"
+    if Path(executable).parent.name != "bin" or not cfg.is_file():
+        return []
+    paths = [os.path.realpath(venv)]
+    try:
+        for line in cfg.read_text(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "home" and value.strip():
+                paths.append(os.path.realpath(Path(value.strip()).parent))  # home is the base's bin folder
+    except OSError:
+        pass
+    return paths
+
+
 def _under(path: str, folders: Sequence[str]) -> bool:
     return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
 
@@ -476,7 +499,9 @@ class BwrapSandbox:
             if os.path.isfile(f):
                 args += ["--ro-bind", "/dev/null", f]
         hidden = [d for d in HIDDEN_DIRS if os.path.isdir(d)]
-        for p in self.ro_paths:
+        # The interpreter asked for may be a test environment's venv (agent/environment.py),
+        # e.g. in ~/.cache: show that venv (and its base Python) read-only too.
+        for p in [*self.ro_paths, *(venv_paths(command[0]) if command else [])]:
             if _under(p, hidden) and os.path.exists(p) and not _under(p, [work]):
                 args += ["--ro-bind", p, p]
         args += ["--bind", work, work, "--dir", "/tmp/home", "--chdir", work]

@@ -58,18 +58,20 @@ class Verdict:
     steps: list[Step] = field(default_factory=list)
     seconds: float = 0.0
     sandbox: str = ""
+    environment: str = ""  # the test environment's folder; "" for the host's interpreter
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("verified", "status", "reason", "touched_files", "test_files",
                                            "regression_tests", "failing_before", "regressions", "fixed_tests",
-                                           "repro_before", "repro_after", "sandbox")}
+                                           "repro_before", "repro_after", "sandbox", "environment")}
         d["seconds"] = round(self.seconds, 3)
         d["steps"] = [s.to_dict() for s in self.steps]
         return d
 
     def describe(self, *, output_lines: int = 30) -> str:
         lines = [f"{'VERIFIED' if self.verified else 'NOT VERIFIED'} ({self.status}): {self.reason}",
-                 f"sandbox: {self.sandbox}; {self.seconds:.1f}s",
+                 f"sandbox: {self.sandbox}; {self.seconds:.1f}s"
+                 + (f"; test environment {self.environment}" if self.environment else ""),
                  f"touched files: {', '.join(self.touched_files) or '-'}",
                  f"related test files: {', '.join(self.test_files) or '-'}",
                  f"regression tests (passed before): {len(self.regression_tests)}"]
@@ -184,6 +186,7 @@ class VerifyOptions:
     timeout: float = 300.0  # per sandboxed command
     python: str = ""  # the interpreter inside the sandbox; default: this one (bwrap, none) or python3
     cancel: object = None  # agent.progress.CancelToken
+    environment: object = None  # agent.environment.Environment: its python runs the tests and the script
 
 
 def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = None,
@@ -191,13 +194,22 @@ def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = N
     """Check `patch` against the repository's current state. Never writes the user's tree."""
     options = options or VerifyOptions()
     python = options.python or ("python3" if sandbox.name == "docker" else sys.executable)
+    pythonpath = "."  # the scratch copy is the current folder in every sandbox
+    environment = options.environment
+    if environment is not None:
+        if sandbox.name == "docker":
+            raise SweReasonerError("a built test environment lives on the host and cannot be used by the docker "
+                                   "sandbox yet; use --sandbox bwrap, or --env host with an image that has the "
+                                   "repository's dependencies")
+        python, pythonpath = str(environment.python), environment.pythonpath()
     started = time.perf_counter()
     touched = touched_files(patch)
-    verdict = Verdict(False, "error", "", touched_files=touched, sandbox=sandbox.name)
+    verdict = Verdict(False, "error", "", touched_files=touched, sandbox=sandbox.name,
+                      environment=str(environment.root) if environment is not None else "")
     if not patch.strip():
         verdict.status, verdict.reason = "patch_does_not_apply", "the patch is empty"
         return verdict
-    env = {"PYTHONPATH": "."}  # the scratch copy is the current folder in every sandbox
+    env = {"PYTHONPATH": pythonpath}
 
     def run(name: str, workdir: Path, command: list[str], files: dict[str, str] | None = None) -> RunResult:
         if options.cancel is not None:
@@ -281,6 +293,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "none runs it unsandboxed")
     p.add_argument("--image", default="", help="the container image for --sandbox docker")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per command (default 300)")
+    p.add_argument("--env", default="host", choices=["host", "build", "auto"],
+                   help="the Python the tests run with: host (this one, PYTHONPATH=.), build (a virtual "
+                        "environment built once per commit from pyproject/setup.py/requirements/tox.ini; pip "
+                        "runs on the host, with network), auto (build when the repository declares dependencies)")
     p.add_argument("--json", action="store_true", help="print the verdict and its evidence as JSON")
 
 
@@ -296,9 +312,11 @@ def cli_main(args: argparse.Namespace) -> int:
         patch = _read(args.patch, "patch")
         repro = _read(args.repro, "reproduction script") if args.repro else None
         sandbox = pick_sandbox(args.sandbox, image=args.image)
+        environment = _environment(repo, getattr(args, "env", "host"))
         cancel = CancelToken()
         try:
-            verdict = verify_patch(repo, patch, sandbox, repro, VerifyOptions(timeout=args.timeout, cancel=cancel))
+            verdict = verify_patch(repo, patch, sandbox, repro, VerifyOptions(timeout=args.timeout, cancel=cancel,
+                                                                              environment=environment))
         except KeyboardInterrupt:
             cancel.cancel()
             raise
@@ -307,6 +325,22 @@ def cli_main(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(verdict.to_dict(), indent=2) if args.json else verdict.describe())
     return 0 if verdict.verified else 1
+
+
+def _environment(repo: Repo, mode: str):
+    """The test environment `--env` asks for, or None for the host's interpreter."""
+    if mode == "host":
+        return None
+    from .environment import detect, prepare
+
+    spec = detect(repo.root)
+    if mode == "auto" and not spec.needs_build:
+        return None
+    print(f"swe-reasoner: test environment: {spec.describe()}", file=sys.stderr)
+    env = prepare(repo, spec)
+    print(f"swe-reasoner: test environment {'found in the cache' if env.cached else 'built'} "
+          f"({env.seconds:.1f}s): {env.root}", file=sys.stderr)
+    return env
 
 
 def _read(spec: str, what: str) -> str:

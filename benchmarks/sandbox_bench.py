@@ -6,14 +6,20 @@ Two commands in a scratch folder holding a tiny package and its pytest file:
 `python -c pass` and `python -m pytest -q -p no:cacheprovider tests`. Prints the median
 (and min/max) wall time of N runs for each sandbox, and the overhead over bare.
 The container runs the image's python3, so its pytest may differ from the host's.
+
+Then the test environment (agent/environment.py) of a tiny installable package: the cold
+build (venv, pip install of the package, pytest) and a cache hit, in a fresh cache folder.
+pip uses the host's configuration (network or PIP_FIND_LINKS/PIP_NO_INDEX); --no-env skips it.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from swe_reasoner.agent.sandbox import BwrapSandbox, DockerSandbox, LocalSandbox, SandboxUnavailable
@@ -41,6 +47,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=15)
     ap.add_argument("--docker-url", default="")
     ap.add_argument("--image", default="")
+    ap.add_argument("--no-env", action="store_true", help="skip the test environment build")
     args = ap.parse_args()
 
     boxes = [(LocalSandbox(i_understand_this_is_unsafe=True), sys.executable)]
@@ -69,6 +76,38 @@ def main() -> None:
                 bare = med if bare is None else bare
                 extra = "" if sb.name == "none" else f"   +{(med - bare) * 1000:7.1f} ms over bare"
                 print(f"  {sb.name:7s} {med * 1000:8.1f} ms  ({min(times) * 1000:.1f}-{max(times) * 1000:.1f}){extra}")
+    if not args.no_env:
+        bench_environment(args.n)
+
+
+def bench_environment(n: int) -> None:
+    from swe_reasoner.agent.environment import prepare
+    from swe_reasoner.agent.repo import Repo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "repo"
+        files = {**FILES, "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n'
+                 'build-backend = "setuptools.build_meta"\n[project]\nname = "calc"\nversion = "0.1"\n'
+                 '[tool.setuptools]\npackages = ["calc"]\n'}
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q",
+                                                    "-m", "x"]):
+            subprocess.run(["git", "-C", str(root), *cmd], check=True)
+        repo, cache = Repo.open(root), Path(tmp) / "cache"
+        started = time.perf_counter()
+        env = prepare(repo, cache_dir=cache)
+        cold = time.perf_counter() - started
+        hits = []
+        for _ in range(n):
+            started = time.perf_counter()
+            assert prepare(repo, cache_dir=cache).cached
+            hits.append(time.perf_counter() - started)
+        print(f"\ntest environment (venv + pip install . + pytest): cold build {cold:.2f} s; "
+              f"cache hit median {statistics.median(hits) * 1000:.1f} ms "
+              f"({min(hits) * 1000:.1f}-{max(hits) * 1000:.1f}, {n} runs; detect() included)")
+        del env
 
 
 if __name__ == "__main__":
