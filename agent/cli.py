@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", choices=["auto", "bwrap", "docker", "none", "off"],
                    help="where reproduction scripts and tests run to verify the patches (default auto; "
                         "none: unsandboxed; off: do not verify)")
+    p.add_argument("--test-env", choices=["host", "build", "auto"],
+                   help="the Python the tests run with: this one (host, default), a virtual environment "
+                        "built from the repository once per commit (build), or build falling back to host (auto)")
     p.add_argument("--out", help="write the patch here instead of standard output")
     p.add_argument("--trajectory", help="append the trajectory (JSONL) here")
 
@@ -129,24 +132,27 @@ def _open(args: argparse.Namespace):
         raise SweReasonerError("the issue text is empty")
     overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model,
                  "n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": getattr(args, "budget", None),
-                 "sandbox": getattr(args, "sandbox", None)}
+                 "sandbox": getattr(args, "sandbox", None), "test_env": getattr(args, "test_env", None)}
     return repo, issue, load_settings(repo.root, overrides)
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from .config import load_model, load_sandbox
+    from .config import load_model, load_sandbox, load_test_env
     from .pipeline import SolveOptions, solve
     from .progress import CancelToken
 
     repo, issue, settings = _open(args)
     trajectory = Path(args.trajectory) if args.trajectory else settings.trajectory_file()
     sandbox, note = load_sandbox(settings)
+    environment, env_note = load_test_env(settings, repo, sandbox)
+    if env_note:
+        print(env_note, file=sys.stderr)
     model = load_model(settings)
     cancel = CancelToken()
     try:
         result = solve(repo, issue, model, SolveOptions(
             budget=settings.budget, temperature=settings.temperature, max_tokens=settings.max_tokens,
-            trajectory_path=trajectory, sandbox=sandbox, verification_note=note),
+            trajectory_path=trajectory, sandbox=sandbox, verification_note=note, environment=environment),
             progress=_TerminalProgress(), cancel=cancel)
     except KeyboardInterrupt:
         cancel.cancel()

@@ -16,7 +16,8 @@ DEMO_MODEL = "smollm2-135m"
 REPO_FILE = ".swe-reasoner.toml"
 REPO_FORBIDDEN = {"api_base", "api_key_env"}  # a cloned repository must not send its code elsewhere
 REPLAY = "replay:"
-SANDBOXES = ("auto", "bwrap", "docker", "none", "off")  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
+SANDBOXES = ("auto", "bwrap", "docker", "none", "off")
+TEST_ENVS = ("host", "build", "auto")  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
 
 
 @dataclass(kw_only=True)
@@ -47,12 +48,18 @@ class Settings:
     else none and patches stay unverified), bwrap, docker, none (unsandboxed: your risk), off."""
     sandbox_image: str = ""
     """The container image for sandbox = "docker"."""
+    test_env: str = "host"
+    """The Python that runs the tests and reproduction scripts: host (this one, with the repository
+    on PYTHONPATH), build (a virtual environment built from the repository's pyproject/setup.py/
+    requirements/tox.ini once per commit, cached), auto (build, else host when the build fails)."""
     trajectory_dir: str = ""
     """Where trajectories are written; default: the user data dir."""
 
     def validate(self) -> Settings:
         if self.sandbox not in SANDBOXES:
             raise ConfigError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {self.sandbox!r}")
+        if self.test_env not in TEST_ENVS:
+            raise ConfigError(f"test_env must be one of {', '.join(TEST_ENVS)}, not {self.test_env!r}")
         if self.budget < 1:
             raise ConfigError(f"budget must be at least 1, not {self.budget}")
         if self.n_ctx < 512:
@@ -171,6 +178,23 @@ def load_sandbox(settings: Settings):
         if settings.sandbox != "auto":
             raise
         return None, f"not verified: {exc}"
+
+
+def load_test_env(settings: Settings, repo, sandbox):
+    """(environment or None for the host's Python, a note). Builds (or takes from the cache) the
+    repository's test environment for test_env build/auto; raises EnvironmentBuildError for build."""
+    if settings.test_env == "host" or sandbox is None:
+        return None, ""
+    if sandbox.name == "docker":
+        return None, "the tests run on the image's Python (a built environment lives on the host)"
+    from .environment import EnvironmentBuildError, prepare
+
+    try:
+        return prepare(repo), ""
+    except EnvironmentBuildError as exc:
+        if settings.test_env == "build":
+            raise
+        return None, f"tests ran on the host's Python: the test environment could not be built: {exc}"
 
 
 def demo_model_path() -> str:

@@ -50,6 +50,7 @@ class SolveOptions:
     sandbox: Sandbox | None = None  # where model-written code runs; None: patches are not verified
     verification_note: str = ""  # why there is no sandbox, for the record
     verify_timeout: float = 300.0  # seconds per sandboxed command
+    environment: object = None  # agent.environment.Environment the tests run in; None: the host's Python
 
 
 @dataclass
@@ -128,7 +129,8 @@ def solve(repo: Repo, issue: str, model: Model, options: SolveOptions | None = N
 
 def _verify(ctx: Context, repo: Repo, options: SolveOptions, locations: list[Location], result: SolveResult) -> None:
     """A reproduction script, then each candidate in the sandbox; verified candidates rank first."""
-    found = reproduce(ctx, repo, options.sandbox, code_context(ctx, locations), timeout=options.verify_timeout)
+    found = reproduce(ctx, repo, options.sandbox, code_context(ctx, locations), timeout=options.verify_timeout,
+                      environment=options.environment)
     result.trajectory.reproduction = found.to_dict()
     verdicts = _run_checks(ctx, repo, options, found.script, result.patches, 0.96, 0.02)
     for _ in range(REVISIONS):
@@ -154,7 +156,8 @@ def _run_checks(ctx: Context, repo: Repo, options: SolveOptions, script: str | N
     for i, cand in enumerate(candidates, start=1):
         ctx.report("verify", start + span * (i - 1) / len(candidates), "running the tests", i, len(candidates))
         verdict = verify_patch(repo, cand.diff, options.sandbox, script,
-                               VerifyOptions(timeout=options.verify_timeout, cancel=ctx.ask.cancel))
+                               VerifyOptions(timeout=options.verify_timeout, cancel=ctx.ask.cancel,
+                                             environment=options.environment))
         cand.verification = verdict.to_dict()
         cand.scores["verified"] = 1.0 if verdict.verified else 0.0
         verdicts.append(verdict)

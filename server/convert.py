@@ -20,7 +20,7 @@ SETTING_KEYS = {
     "model": "model", "apiBase": "api_base", "apiModel": "api_model", "apiKeyEnv": "api_key_env",
     "budget": "budget", "maxTokens": "max_tokens", "temperature": "temperature", "nCtx": "n_ctx",
     "nGpuLayers": "n_gpu_layers", "think": "think", "seed": "seed", "trajectoryDir": "trajectory_dir",
-    "sandbox": "sandbox", "sandboxImage": "sandbox_image",
+    "sandbox": "sandbox", "sandboxImage": "sandbox_image", "testEnv": "test_env",
 }
 CLIENT_KEYS = {"trace", "python", "serverArgs"}  # read by the server or only by the editor
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..agent.config import REPLAY, Settings, load_model, load_sandbox
+from ..agent.config import REPLAY, Settings, load_model, load_sandbox, load_test_env
 from ..agent.errors import Cancelled, SweReasonerError
 from ..agent.model import Model
 from ..agent.pipeline import SolveOptions, SolveResult, solve
@@ -123,9 +123,13 @@ class Solver:
             model = self.models.get(settings)
             job.cancel.check()
             sandbox, note = load_sandbox(settings)
+            if settings.test_env != "host" and sandbox is not None:
+                on_event(job, Event("index", "preparing the test environment"))
+            environment, env_note = load_test_env(settings, repo, sandbox)
             options = SolveOptions(budget=settings.budget, temperature=settings.temperature,
                                    max_tokens=settings.max_tokens, trajectory_path=job.trajectory,
-                                   sandbox=sandbox, verification_note=note)
+                                   sandbox=sandbox, verification_note="; ".join(filter(None, [note, env_note])),
+                                   environment=environment)
             job.result = solve(repo, job.issue, model, options, lambda e: on_event(job, e), job.cancel)
             job.status = job.result.trajectory.status
             job.message = _summary(job.result)

@@ -49,8 +49,13 @@ def script_of(answer: str) -> str:
     return (max(blocks, key=len) if blocks else answer).strip() + "\n"
 
 
-def reproduce(ctx: Context, repo: Repo, sandbox: Sandbox, code: str, timeout: float = 120.0) -> Reproduction:
-    python = "python3" if sandbox.name == "docker" else sys.executable
+def reproduce(ctx: Context, repo: Repo, sandbox: Sandbox, code: str, timeout: float = 120.0,
+              environment=None) -> Reproduction:
+    """`environment`: an agent.environment.Environment whose Python runs the script; else the host's."""
+    if environment is not None:
+        python, pythonpath = str(environment.python), environment.pythonpath()
+    else:
+        python, pythonpath = ("python3" if sandbox.name == "docker" else sys.executable), "."
     convo = [{"role": "system", "content": SYSTEM},
              {"role": "user", "content": PROMPT.format(issue=ctx.issue_block(), code=code)}]
     found = Reproduction(None)
@@ -62,7 +67,7 @@ def reproduce(ctx: Context, repo: Repo, sandbox: Sandbox, code: str, timeout: fl
             script = script_of(completion.answer)
             scratch.reset()
             result = sandbox.run(scratch.root, [python, REPRO_PATH], timeout=timeout, files={REPRO_PATH: script},
-                                 cancel=ctx.ask.cancel, env={"PYTHONPATH": "."})
+                                 cancel=ctx.ask.cancel, env={"PYTHONPATH": pythonpath})
             if ctx.ask.cancel:
                 ctx.ask.cancel.check()
             verdict = repro_verdict(result)
