@@ -64,6 +64,8 @@ def test_settings_from_the_editor():
     settings, problems = convert.settings_from({"budget": 0, "model": "other.gguf"}, base)
     assert settings == base and "budget must be at least 1" in problems[0]  # invalid together: ignored
     assert convert.settings_from([1], base)[0] == base
+    settings, problems = convert.settings_from({"testEnv": "conda", "sandbox": "off"}, base)
+    assert settings == base and "test_env must be one of host, build, auto" in problems[0]
 
 
 class CountingLoader:
