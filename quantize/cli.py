@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _verdict(ok: bool, rep, args: argparse.Namespace) -> int:
+    """Exit status of a check: `ok` and the report within the bounds asked for."""
+    if args.max_rel_err is not None and rep.max_rel_err > args.max_rel_err:
+        ok = False
+    if args.min_top1 is not None and rep.top1_agreement < args.min_top1:
+        ok = False
+    print("check: " + ("passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
@@ -119,26 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             rep = check_lora(args.hf_dir, args.gguf, args.lora[0], args.lora[1], llm=llm, scale=args.lora_scale,
                              progress=Bar("check", unit="steps", scale=1))
             print(rep.format())
-            ok = rep.shift_ratio >= 10.0 and rep.off_max_abs == 0.0
-            if args.max_rel_err is not None and rep.max_rel_err > args.max_rel_err:
-                ok = False
-            if args.min_top1 is not None and rep.top1_agreement < args.min_top1:
-                ok = False
-            print("check: " + ("passed" if ok else "FAILED"))
-            return 0 if ok else 1
+            return _verdict(rep.shift_ratio >= 10.0 and rep.off_max_abs == 0.0, rep, args)
         if args.cmd == "check":
             from .check import check, load_gguf
 
             llm = load_gguf(args.gguf, n_ctx=args.n_ctx)
             rep = check(args.hf_dir, args.gguf, llm=llm, progress=Bar("check", unit="steps", scale=1))
             print(rep.format())
-            ok = rep.tokenization_identical
-            if args.max_rel_err is not None and rep.max_rel_err > args.max_rel_err:
-                ok = False
-            if args.min_top1 is not None and rep.top1_agreement < args.min_top1:
-                ok = False
-            print("check: " + ("passed" if ok else "FAILED"))
-            return 0 if ok else 1
+            return _verdict(rep.tokenization_identical, rep, args)
     except QuantizeError as e:
         sys.stderr.write(f"\nerror: {e}\n")
         return 1
