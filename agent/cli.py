@@ -112,13 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _read_issue(spec: str) -> str:
+def read_input(spec: str, what: str) -> str:
+    """The text of the file `spec`, or of standard input for "-"."""
     if spec == "-":
         return sys.stdin.read()
     try:
         return Path(spec).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise SweReasonerError(f"cannot read the issue from {spec}: {exc.strerror}") from None
+        raise SweReasonerError(f"cannot read the {what} from {spec}: {exc.strerror}") from None
 
 
 def _open(args: argparse.Namespace):
@@ -127,13 +128,16 @@ def _open(args: argparse.Namespace):
     from .repo import Repo
 
     repo = Repo.open(args.repo)
-    issue = _read_issue(args.issue)
+    issue = read_input(args.issue, "issue")
     if not issue.strip():
         raise SweReasonerError("the issue text is empty")
-    overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model,
-                 "n_ctx": args.n_ctx, "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": getattr(args, "budget", None),
-                 "sandbox": getattr(args, "sandbox", None), "test_env": getattr(args, "test_env", None)}
-    return repo, issue, load_settings(repo.root, overrides)
+    return repo, issue, load_settings(repo.root, _overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """The settings the subcommand's flags give (None: not given)."""
+    return {key: getattr(args, key, None) for key in ("model", "api_base", "api_model", "n_ctx", "n_gpu_layers",
+                                                      "max_tokens", "budget", "sandbox", "test_env")}
 
 
 def _solve(args: argparse.Namespace) -> int:
@@ -188,9 +192,7 @@ def _eval(args: argparse.Namespace) -> int:
     repos = Path(args.repos)
     if not repos.is_dir():
         raise SweReasonerError(f"--repos {repos} is not a folder")
-    overrides = {"model": args.model, "api_base": args.api_base, "api_model": args.api_model, "n_ctx": args.n_ctx,
-                 "n_gpu_layers": args.n_gpu_layers, "max_tokens": args.max_tokens, "budget": args.budget}
-    settings = load_settings(None, overrides)  # the evaluated repositories' own files do not count
+    settings = load_settings(None, _overrides(args))  # the evaluated repositories' own files do not count
     model = load_model(settings)
     cancel = CancelToken()
     try:

@@ -51,7 +51,8 @@ class Settings:
     test_env: str = "host"
     """The Python that runs the tests and reproduction scripts: host (this one, with the repository
     on PYTHONPATH), build (a virtual environment built from the repository's pyproject/setup.py/
-    requirements/tox.ini once per commit, cached), auto (build, else host when the build fails)."""
+    requirements/tox.ini once per commit, cached), auto (build when the repository declares something
+    to install, else host; host too when the build fails)."""
     trajectory_dir: str = ""
     """Where trajectories are written; default: the user data dir."""
 
@@ -187,10 +188,13 @@ def load_test_env(settings: Settings, repo, sandbox):
         return None, ""
     if sandbox.name == "docker":
         return None, "the tests run on the image's Python (a built environment lives on the host)"
-    from .environment import EnvironmentBuildError, prepare
+    from .environment import EnvironmentBuildError, detect, prepare
 
+    spec = detect(repo.root)
+    if settings.test_env == "auto" and not spec.needs_build:  # as `verify --env auto`
+        return None, ""
     try:
-        return prepare(repo), ""
+        return prepare(repo, spec), ""
     except EnvironmentBuildError as exc:
         if settings.test_env == "build":
             raise

@@ -186,6 +186,15 @@ def _base_env(home: str, extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
+def _stop_reason(cancel, deadline: float) -> str | None:
+    """Why a run must be stopped now: "cancelled", "timeout", or None to let it go on."""
+    if cancel is not None and cancel.cancelled:
+        return "cancelled"
+    if time.perf_counter() >= deadline:
+        return "timeout"
+    return None
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -216,10 +225,7 @@ def _run_process(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: fl
                 break
             except subprocess.TimeoutExpired:
                 pass
-            if cancel is not None and cancel.cancelled:
-                reason = "cancelled"
-            elif time.perf_counter() >= deadline:
-                reason = "timeout"
+            reason = _stop_reason(cancel, deadline)
             if reason:
                 _kill_group(proc)
                 if on_stop:
@@ -616,10 +622,7 @@ class DockerSandbox:
                     break
                 except Exception:  # requests' ReadTimeout / ConnectionError: still running
                     pass
-                if cancel is not None and cancel.cancelled:
-                    reason = "cancelled"
-                elif time.perf_counter() >= deadline:
-                    reason = "timeout"
+                reason = _stop_reason(cancel, deadline)
                 if reason:
                     try:
                         container.kill()

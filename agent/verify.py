@@ -189,19 +189,27 @@ class VerifyOptions:
     environment: object = None  # agent.environment.Environment: its python runs the tests and the script
 
 
+def interpreter(sandbox: Sandbox, environment=None) -> tuple[str, str]:
+    """The Python that runs tests and scripts in `sandbox`, and its PYTHONPATH (relative to the
+    scratch copy, the current folder in every sandbox): the test environment's, else the host's
+    (bubblewrap, none) or the image's python3 (docker)."""
+    if environment is None:
+        return ("python3" if sandbox.name == "docker" else sys.executable), "."
+    if sandbox.name == "docker":
+        raise SweReasonerError("a built test environment lives on the host and cannot be used by the docker "
+                               "sandbox yet; use --sandbox bwrap, or --env host with an image that has the "
+                               "repository's dependencies")
+    return str(environment.python), environment.pythonpath()
+
+
 def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = None,
                  options: VerifyOptions | None = None) -> Verdict:
     """Check `patch` against the repository's current state. Never writes the user's tree."""
     options = options or VerifyOptions()
-    python = options.python or ("python3" if sandbox.name == "docker" else sys.executable)
-    pythonpath = "."  # the scratch copy is the current folder in every sandbox
     environment = options.environment
-    if environment is not None:
-        if sandbox.name == "docker":
-            raise SweReasonerError("a built test environment lives on the host and cannot be used by the docker "
-                                   "sandbox yet; use --sandbox bwrap, or --env host with an image that has the "
-                                   "repository's dependencies")
-        python, pythonpath = str(environment.python), environment.pythonpath()
+    python, pythonpath = interpreter(sandbox, environment)
+    if options.python and environment is None:
+        python = options.python
     started = time.perf_counter()
     touched = touched_files(patch)
     verdict = Verdict(False, "error", "", touched_files=touched, sandbox=sandbox.name,
@@ -304,13 +312,14 @@ def cli_main(args: argparse.Namespace) -> int:
     """`swe-reasoner verify`: 0 verified, 1 not verified, 2 usage or environment error."""
     import json
 
+    from .cli import read_input
     from .progress import CancelToken
     from .sandbox import pick_sandbox
 
     try:
         repo = Repo.open(args.repo)
-        patch = _read(args.patch, "patch")
-        repro = _read(args.repro, "reproduction script") if args.repro else None
+        patch = read_input(args.patch, "patch")
+        repro = read_input(args.repro, "reproduction script") if args.repro else None
         sandbox = pick_sandbox(args.sandbox, image=args.image)
         environment = _environment(repo, getattr(args, "env", "host"))
         cancel = CancelToken()
@@ -341,15 +350,6 @@ def _environment(repo: Repo, mode: str):
     print(f"swe-reasoner: test environment {'found in the cache' if env.cached else 'built'} "
           f"({env.seconds:.1f}s): {env.root}", file=sys.stderr)
     return env
-
-
-def _read(spec: str, what: str) -> str:
-    if spec == "-":
-        return sys.stdin.read()
-    try:
-        return Path(spec).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise SweReasonerError(f"cannot read the {what} from {spec}: {exc.strerror}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,11 @@ if it says REPRODUCED there. Otherwise its output goes back to the model, bounde
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 
 from ..repo import Repo, Scratch
 from ..sandbox import Sandbox
-from ..verify import REPRO_PATH, REPRODUCED, repro_verdict
+from ..verify import REPRO_PATH, REPRODUCED, interpreter, repro_verdict
 from . import SYSTEM, Context
 
 RETRIES = 2
@@ -52,10 +51,7 @@ def script_of(answer: str) -> str:
 def reproduce(ctx: Context, repo: Repo, sandbox: Sandbox, code: str, timeout: float = 120.0,
               environment=None) -> Reproduction:
     """`environment`: an agent.environment.Environment whose Python runs the script; else the host's."""
-    if environment is not None:
-        python, pythonpath = str(environment.python), environment.pythonpath()
-    else:
-        python, pythonpath = ("python3" if sandbox.name == "docker" else sys.executable), "."
+    python, pythonpath = interpreter(sandbox, environment)
     convo = [{"role": "system", "content": SYSTEM},
              {"role": "user", "content": PROMPT.format(issue=ctx.issue_block(), code=code)}]
     found = Reproduction(None)
