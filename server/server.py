@@ -54,7 +54,6 @@ class SweReasonerServer(LanguageServer):
             ver = "dev"
         super().__init__("swe-reasoner", ver, protocol_cls=_Protocol)
         self.solver = Solver()
-        self.progress_tokens: dict[str, str] = {}  # progress token -> solve id
 
     def root_for(self, uri: str | None) -> Path:
         """The workspace folder holding `uri`, else the first one."""
@@ -163,7 +162,6 @@ async def solve_command(ls: SweReasonerServer, *args):
         if progress:
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=str(exc)))
         raise JsonRpcException(str(exc), REQUEST_FAILED) from None
-    ls.progress_tokens[token] = job.id
     if progress:
         ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
             "swe-reasoner", message="Starting", percentage=0, cancellable=True))
@@ -183,9 +181,8 @@ def _report(ls: SweReasonerServer, token: str | None, event: Event, shown: list[
 
 def _finish(ls: SweReasonerServer, token: str | None, job: Job) -> None:
     if token:
-        ls.progress_tokens.pop(token, None)
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=job.message))
-    if job.trajectory and job.status != "running":
+    if job.trajectory:
         log.info("trajectory: %s", job.trajectory)
     ls.protocol.notify(RESULT, convert.result_payload(job))
     if job.status in ("no_patch", "cancelled", "error"):
@@ -194,9 +191,8 @@ def _finish(ls: SweReasonerServer, token: str | None, job: Job) -> None:
 
 @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
 def progress_cancel(ls: SweReasonerServer, params: types.WorkDoneProgressCancelParams):
-    solve_id = ls.progress_tokens.get(str(params.token))
-    if solve_id:
-        ls.solver.cancel(solve_id)
+    if token := str(params.token):  # the token is the solve's id; another solve's token does nothing
+        ls.solver.cancel(token)
 
 
 @server.command("sweReasoner.cancel")
