@@ -17,6 +17,7 @@ REPO_FILE = ".swe-reasoner.toml"
 REPO_FORBIDDEN = {"api_base", "api_key_env"}  # a cloned repository must not send its code elsewhere
 REPLAY = "replay:"
 SANDBOXES = ("auto", "bwrap", "docker", "none", "off")
+STRATEGIES = ("exec", "orm-exec", "voting", "dev-search")
 TEST_ENVS = ("host", "build", "auto")  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
 
 
@@ -37,7 +38,19 @@ class Settings:
     think: bool = True
     """Let the model reason in <think>...</think> before structured answers."""
     budget: int = 1
-    """Patch candidates sampled per solve."""
+    """Rollouts per solve: candidates sampled at each stage (see docs/search.md)."""
+    strategy: str = "dev-search"
+    """How candidates are chosen: exec (verified first), orm-exec (verified first, then the ORM),
+    voting (the most often written change), dev-search (PRM beams at each stage, then exec, then ORM)."""
+    adaptive: bool = False
+    """Stop sampling patches once one verifies and the ORM's margin over the others is clear."""
+    prm_adapter: str = ""
+    """A GGUF LoRA adapter that makes the base model a process reward model; empty: the reasoner
+    itself judges, prompted (llama.cpp)."""
+    orm_adapter: str = ""
+    """A GGUF LoRA adapter trained by DPO as the outcome reward model; empty: a zero-shot judge."""
+    orm_beta: float = 0.1
+    """The DPO beta that scales the ORM's implicit reward."""
     temperature: float = 0.7
     """Sampling temperature when more than one candidate is drawn."""
     max_tokens: int = 4096
@@ -61,6 +74,8 @@ class Settings:
             raise ConfigError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {self.sandbox!r}")
         if self.test_env not in TEST_ENVS:
             raise ConfigError(f"test_env must be one of {', '.join(TEST_ENVS)}, not {self.test_env!r}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if self.budget < 1:
             raise ConfigError(f"budget must be at least 1, not {self.budget}")
         if self.n_ctx < 512:
@@ -76,7 +91,7 @@ class Settings:
     def model_key(self) -> tuple:
         """What picks and configures the model: a loaded model is reused while this is unchanged."""
         return (self.model, self.api_base, self.api_model, self.api_key_env, self.n_ctx,
-                self.n_gpu_layers, self.think, self.seed)
+                self.n_gpu_layers, self.think, self.seed, self.prm_adapter, self.orm_adapter)
 
     def trajectory_file(self) -> Path:
         import platformdirs

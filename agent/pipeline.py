@@ -40,7 +40,9 @@ FEEDBACK_CHARS = 4000  # of a failed verification's evidence, shown to the model
 
 @dataclass
 class SolveOptions:
-    budget: int = 1  # patch candidates sampled
+    budget: int = 1  # rollouts: candidates sampled at each stage
+    strategy: str = "dev-search"  # exec | orm-exec | voting | dev-search (agent.search)
+    adaptive: bool = False  # stop sampling patches once one verifies with a clear ORM margin
     temperature: float = 0.7  # for candidates beyond the first
     max_tokens: int = 4096
     retries: int = 2  # re-asks after a malformed structured answer
