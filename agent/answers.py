@@ -63,13 +63,33 @@ class Ask:
         messages: list[Message],
         schema: dict,
         check: Callable[[object], object] = lambda v: v,
+        temperature: float | None = None,
     ) -> tuple[object | None, list[Message]]:
         """Ask until the answer parses, matches `schema` and passes `check` (which may
         raise FormatError or return a cleaned value). Returns (value or None, the
         conversation with only answers kept)."""
+        return self.json_many(stage, messages, schema, check, 1, temperature, first=candidate)[0]
+
+    def json_many(
+        self,
+        stage: str,
+        messages: list[Message],
+        schema: dict,
+        check: Callable[[object], object],
+        n: int,
+        temperature: float | None = None,
+        first: int = 1,
+    ) -> list[tuple[object | None, list[Message]]]:
+        """`n` samples of one question (they share the prompt), numbered from `first`; each
+        malformed one is re-asked on its own, as `json` does."""
+        return [self._settle(stage, first + i, messages, schema, check, completion, temperature)
+                for i, completion in enumerate(self.complete(messages, schema, n=n, temperature=temperature))]
+
+    def _settle(self, stage, candidate, messages, schema, check, completion, temperature):
         convo = list(messages)
         for attempt in range(1, self.retries + 2):
-            completion = self.complete(convo, schema)[0]
+            if attempt > 1:
+                completion = self.complete(convo, schema, temperature=temperature)[0]
             step = self.record(stage, candidate, attempt, convo, completion)
             try:
                 value = extract_json(completion.answer)

@@ -244,7 +244,7 @@ def _locate_with_model(settings, repo, index, retriever, issue):
     try:
         traj = Trajectory(issue, str(repo.root), repo.head(), model.name, {})
         ask = Ask(model, traj, max_tokens=settings.max_tokens)
-        found = understand(Context(issue, index, retriever, SearchTools(index), ask, no_progress))
+        found = understand(Context(issue, index, retriever, SearchTools(index), ask, no_progress))[0]
     finally:
         model.close()
     return found.files, [loc.describe() for loc in found.locations]

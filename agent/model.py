@@ -54,8 +54,9 @@ class Model(Protocol):
         the runtime can (after an optional think part) and validated by the caller."""
         ...
 
-    def logprob(self, messages: Sequence[Message], continuation: str) -> float:
-        """Sum of log-probabilities of `continuation` as the assistant's reply to `messages`."""
+    def logprob(self, messages: Sequence[Message], continuation: str, *, adapter: str | None = None) -> float:
+        """Sum of log-probabilities of `continuation` as the assistant's reply to `messages`, with the
+        named LoRA adapter active (None: the base model)."""
         ...
 
     def close(self) -> None:
@@ -86,7 +87,8 @@ class ScriptedModel:
 
     name = "scripted"
 
-    def __init__(self, answers: Sequence[str] | Script, *, logprob: Callable[[Sequence[Message], str], float] | None = None):
+    def __init__(self, answers: Sequence[str] | Script, *,
+                 logprob: Callable[[Sequence[Message], str, str | None], float] | None = None):
         self._answers = answers if callable(answers) else list(answers)
         self._logprob = logprob
         self.calls: list[list[Message]] = []
@@ -108,10 +110,11 @@ class ScriptedModel:
                                   seconds=time.perf_counter() - start))
         return out
 
-    def logprob(self, messages, continuation):
+    def logprob(self, messages, continuation, *, adapter=None):
+        """`logprob(messages, continuation, adapter)` as the function given says."""
         if self._logprob is None:
             raise ModelError("scripted model has no log-probabilities")
-        return self._logprob(messages, continuation)
+        return self._logprob(messages, continuation, adapter)
 
     def close(self):
         pass

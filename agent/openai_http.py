@@ -95,7 +95,7 @@ class OpenAIModel:
                                   choice.get("finish_reason") or "stop", time.perf_counter() - start))
         return out
 
-    def logprob(self, messages: Sequence[Message], continuation: str) -> float:
+    def logprob(self, messages: Sequence[Message], continuation: str, *, adapter: str | None = None) -> float:
         """Not offered: the OpenAI chat API has no way to score a given reply."""
         raise ModelError(
             f"log-probabilities of a given text are not available over the OpenAI API of {self.base_url}; "

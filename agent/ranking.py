@@ -1,8 +1,7 @@
-"""Ranking patch candidates: by execution (verified first), then by votes.
+"""Ranking patch candidates: clusters of the same change, and each strategy's order.
 
-Candidates that make the same change (whitespace aside) form a cluster, and the
-largest cluster's patch comes first. The outcome reward model joins here when
-it arrives.
+Candidates that make the same change (whitespace aside) form a cluster; its
+size is the candidate's votes. agent/search.py says which strategy ranks how.
 """
 
 from __future__ import annotations
@@ -31,6 +30,25 @@ def vote(candidates: list[PatchCandidate]) -> list[PatchCandidate]:
     return [cluster[0] for cluster in ranked]
 
 
-def by_execution(candidates: list[PatchCandidate]) -> list[PatchCandidate]:
-    """Verified candidates first; the order is otherwise kept (stable)."""
-    return sorted(candidates, key=lambda c: -c.scores.get("verified", 0.0))
+def distinct(candidates: list[PatchCandidate]) -> list[PatchCandidate]:
+    """One candidate per distinct change (with its votes), in sampling order."""
+    return sorted(vote(candidates), key=lambda c: c.candidate)
+
+
+def rank(strategy: str, candidates: list[PatchCandidate]) -> list[PatchCandidate]:
+    """Distinct candidates, best first:
+    exec: verified first, then in sampling order;
+    orm-exec: verified first, the verified by the ORM, then sampling order;
+    voting: the most votes first (no execution);
+    dev-search: verified first by the ORM, the others by the PRM."""
+    def key(c: PatchCandidate) -> tuple:
+        verified = c.scores.get("verified", 0.0)
+        if strategy == "voting":
+            return (-c.scores.get("votes", 1), c.candidate)
+        if strategy == "exec":
+            return (-verified, c.candidate)
+        if strategy == "orm-exec":
+            return (-verified, -c.scores.get("orm", 0.0) if verified else 0.0, c.candidate)
+        return (-verified, -c.scores.get("orm" if verified else "prm", 0.0), c.candidate)
+
+    return sorted(candidates, key=key)

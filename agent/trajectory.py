@@ -58,7 +58,9 @@ class Trajectory:
     locations: list[dict] = field(default_factory=list)  # what Localize settled on
     reproduction: dict = field(default_factory=dict)  # the reproduction script and its tries, when verified
     verification_note: str = ""  # why patches were not verified (no sandbox), if so
-    patches: list[dict] = field(default_factory=list)  # {"diff", "files", "candidate"} best first
+    search: list[dict] = field(default_factory=list)  # every candidate of every stage: its id, parent, summary, PRM score, kept
+    budget: dict = field(default_factory=dict)  # the budget planned, sampled and saved; reward-model calls; verifications
+    patches: list[dict] = field(default_factory=list)  # {"diff", "files", "candidate", "node", ...} best first
     status: str = "running"  # "patched" | "no_patch" | "cancelled" | "error"
     error: str = ""
     seconds: float = 0.0

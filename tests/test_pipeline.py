@@ -81,7 +81,7 @@ def test_escaping_edit_is_refused_and_nothing_is_written(bug_repo, tmp_path):
 
 def test_budget_samples_candidates_and_dedupes(bug_repo):
     model = ScriptedModel(good_answers)
-    result = solve(Repo.open(bug_repo), BUG_ISSUE, model, SolveOptions(budget=3))
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, model, SolveOptions(budget=3, strategy="voting"))
     assert len(result.patches) == 1  # three identical candidates, one distinct patch
     assert sum("search/replace edits" in c[1]["content"] for c in model.calls) == 3
 
@@ -135,7 +135,7 @@ def test_candidates_that_make_the_same_change_are_voted_first(bug_repo):
     def answers(messages):
         return next(patches) if "search/replace edits" in messages[1]["content"] else good_answers(messages)
 
-    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(budget=3))
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(budget=3, strategy="voting"))
     assert [c.candidate for c in result.patches] == [2, 1]  # two candidates agree (whitespace aside)
     assert [c.scores["votes"] for c in result.patches] == [2, 1]
     assert "max(len(values), 1)" in result.patches[1].diff
@@ -161,7 +161,7 @@ def test_verified_candidates_rank_first(bug_repo):
     def answers(messages):
         return next(patches) if "search/replace edits" in messages[1]["content"] else good_answers(messages)
 
-    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(budget=2, sandbox=sandbox))
+    result = solve(Repo.open(bug_repo), BUG_ISSUE, ScriptedModel(answers), SolveOptions(budget=2, strategy="exec", sandbox=sandbox))
     assert [c.candidate for c in result.patches] == [2, 1]  # the verified one first, though written second
     good, bad = result.patches
     assert good.verification["verified"] and good.scores["verified"] == 1.0

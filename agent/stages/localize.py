@@ -56,7 +56,8 @@ class Localization:
     calls: list[ToolCall] = field(default_factory=list)
 
 
-def localize(ctx: Context, found: Understanding, candidate: int = 1, candidates: int = 1) -> Localization:
+def localize(ctx: Context, found: Understanding, candidate: int = 1, candidates: int = 1,
+             temperature: float = 0.0) -> Localization:
     suspects = "\n".join(f"- {loc.describe()}" + (f" ({loc.reason})" if loc.reason else "")
                          for loc in found.locations) or "(none yet; files read: " + ", ".join(found.files) + ")"
     convo = [{"role": "system", "content": SYSTEM},
@@ -76,7 +77,7 @@ def localize(ctx: Context, found: Understanding, candidate: int = 1, candidates:
                 return "done", check_locations(ctx.index, value)
             raise FormatError("Name the final locations now." if last else 'Give either "tool_calls" or "locations".')
 
-        answer, convo = ctx.ask.json("localize", candidate, convo, SCHEMA, check)
+        answer, convo = ctx.ask.json("localize", candidate, convo, SCHEMA, check, temperature)
         if answer is None:
             break
         kind, items = answer

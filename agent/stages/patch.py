@@ -45,6 +45,7 @@ class PatchCandidate:
     verification: dict | None = None  # the verify stage's Verdict.to_dict(), when it ran
     convo: list[dict] = field(default_factory=list)  # the conversation that wrote it, its answer last
     revision: int = 0  # 0: first written; n: revised n times after failing verification
+    node: str = ""  # where the search wrote it: "u1.l2.p3" is patch 3 of localization 2 of reading 1
 
 
 def code_context(ctx: Context, locations: list[Location]) -> str:
@@ -73,16 +74,17 @@ def code_context(ctx: Context, locations: list[Location]) -> str:
 
 
 def patch(ctx: Context, scratch: Scratch, locations: list[Location], n: int = 1,
-          temperature: float = 0.0) -> list[PatchCandidate]:
-    """`n` patch candidates for the located code; each tried on a clean scratch copy."""
+          temperature: float = 0.0, first: int = 1, total: int = 0) -> list[PatchCandidate]:
+    """`n` patch candidates for the located code (samples of one prompt), numbered from
+    `first` of `total`; each tried on a clean scratch copy."""
+    total = total or n
     prompt = [{"role": "system", "content": SYSTEM},
               {"role": "user", "content": PROMPT.format(issue=ctx.issue_block(), code=code_context(ctx, locations))}]
-    ctx.report("patch", 0.55, "writing edits", 1, n)
-    first = ctx.ask.complete(prompt, n=n, temperature=temperature)
+    ctx.report("patch", 0.55 + 0.3 * (first - 1) / total, "writing edits", first, total)
     results = []
-    for i, completion in enumerate(first, start=1):
-        ctx.report("patch", 0.55 + 0.4 * (i - 1) / n, "applying edits", i, n)
-        results.append(_try_candidate(ctx, scratch, prompt, completion, i))
+    for i, completion in enumerate(ctx.ask.complete(prompt, n=n, temperature=temperature), start=first):
+        ctx.report("patch", 0.55 + 0.3 * (i - 1) / total, "applying edits", i, total)
+        results.append(_try_candidate(ctx, scratch, prompt, completion, i, temperature=temperature))
     return results
 
 
@@ -99,11 +101,11 @@ REVISE = ("\nThe repository is back to its original code (your edits were not ke
 
 
 def _try_candidate(ctx: Context, scratch: Scratch, prompt: list[dict], completion, i: int,
-                   stage: str = "patch") -> PatchCandidate:
+                   stage: str = "patch", temperature: float | None = None) -> PatchCandidate:
     convo = list(prompt)
     for attempt in range(1, RETRIES + 2):
         if attempt > 1:
-            completion = ctx.ask.complete(convo)[0]
+            completion = ctx.ask.complete(convo, temperature=temperature)[0]
         step = ctx.ask.record(stage, i, attempt, convo, completion)
         scratch.reset()
         try:

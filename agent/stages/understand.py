@@ -53,9 +53,11 @@ class Understanding:
     why: dict[str, str] = field(default_factory=dict)  # file -> why it was read, for the user
 
 
-def understand(ctx: Context, candidate: int = 1, candidates: int = 1) -> Understanding:
+def understand(ctx: Context, n: int = 1, temperature: float = 0.0) -> list[Understanding]:
+    """`n` readings of the repository: the file picks are `n` samples of one prompt; each
+    pick then names its suspicious locations."""
     ranked = ctx.retriever.rank(ctx.issue, top=SHOWN_FILES)
-    ctx.report("understand", 0.05, "choosing files", candidate, candidates)
+    ctx.report("understand", 0.05, "choosing files", 1, n)
 
     def check_files(value: dict) -> list[str]:
         picked, missing = [], []
@@ -70,19 +72,21 @@ def understand(ctx: Context, candidate: int = 1, candidates: int = 1) -> Underst
     listing = "\n".join(r.path for r in ranked)
     messages = [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": FILES_PROMPT.format(issue=ctx.issue_block(), files=listing, n=MAX_PICKS)}]
-    picked, _ = ctx.ask.json("understand.files", candidate, messages, FILES_SCHEMA, check_files)
-    files = list(dict.fromkeys([*(picked or []), *(r.path for r in ranked[:BM25_MERGED])]))
-
-    ctx.report("understand", 0.15, "reading skeletons", candidate, candidates)
-    skeletons = "\n\n".join(f"### {path}\n{_clip(skeleton(ctx.index.text(path)))}" for path in files)
-    messages = [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": LOCATIONS_PROMPT.format(issue=ctx.issue_block(), skeletons=skeletons)}]
-    locations, _ = ctx.ask.json("understand.locations", candidate, messages, LOCATIONS_SCHEMA,
-                                lambda v: check_locations(ctx.index, v))
+    picks = ctx.ask.json_many("understand.files", messages, FILES_SCHEMA, check_files, n, temperature)
     reasons = {r.path: r.reasons for r in ranked}
-    why = {path: "; ".join((["chosen by the model"] if path in (picked or []) else []) + reasons.get(path, []))
-           for path in files}
-    return Understanding(files, locations or [], why)
+    out = []
+    for candidate, (picked, _) in enumerate(picks, start=1):
+        files = list(dict.fromkeys([*(picked or []), *(r.path for r in ranked[:BM25_MERGED])]))
+        ctx.report("understand", 0.05 + 0.1 * candidate / n, "reading skeletons", candidate, n)
+        skeletons = "\n\n".join(f"### {path}\n{_clip(skeleton(ctx.index.text(path)))}" for path in files)
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": LOCATIONS_PROMPT.format(issue=ctx.issue_block(), skeletons=skeletons)}]
+        locations, _ = ctx.ask.json("understand.locations", candidate, messages, LOCATIONS_SCHEMA,
+                                    lambda v: check_locations(ctx.index, v), temperature)
+        why = {path: "; ".join((["chosen by the model"] if path in (picked or []) else []) + reasons.get(path, []))
+               for path in files}
+        out.append(Understanding(files, locations or [], why))
+    return out
 
 
 def _clip(text: str) -> str:
