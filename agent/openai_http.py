@@ -18,6 +18,7 @@ from .errors import Cancelled, ModelError
 from .model import Completion, Message
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+TOP_LOGPROBS = 20  # the most OpenAI's API gives
 
 
 class OpenAIModel:
@@ -31,6 +32,7 @@ class OpenAIModel:
         self.backoff = backoff
         self.seed = seed
         self._schema_style = "json_schema"
+        self._top: tuple | None = None  # (the last judged prompt, its first token's top log-probabilities)
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.base_url, headers=headers,
@@ -96,11 +98,28 @@ class OpenAIModel:
         return out
 
     def logprob(self, messages: Sequence[Message], continuation: str, *, adapter: str | None = None) -> float:
-        """Not offered: the OpenAI chat API has no way to score a given reply."""
-        raise ModelError(
-            f"log-probabilities of a given text are not available over the OpenAI API of {self.base_url}; "
-            "use the llama.cpp runtime for reward-model scoring"
-        )
+        """The log-probability of a one-token reply (a judge's "Yes" or "No"), from the first
+        generated token's top log-probabilities; `adapter` names the served model or LoRA (vLLM
+        serves adapters by name). A reply outside the top 20 gets the 20th's log-probability, an
+        upper bound. Longer continuations cannot be scored over the chat API: a ModelError."""
+        if len(continuation.strip().split()) > 1 or len(continuation) > 12:
+            raise ModelError(f"log-probabilities of a whole text are not available over the OpenAI API of "
+                             f"{self.base_url}; use the llama.cpp runtime for the trained ORM (orm_adapter)")
+        key = (adapter, repr(list(messages)))
+        if self._top is None or self._top[0] != key:
+            body = {"model": adapter or self.name, "messages": [dict(m) for m in messages], "max_tokens": 1,
+                    "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS, "seed": self.seed}
+            data = self._post("/chat/completions", body)
+            try:
+                top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+                table = {t["token"]: float(t["logprob"]) for t in top}
+            except (KeyError, IndexError, TypeError) as exc:
+                raise ModelError(f"model server {self.base_url} gave no top log-probabilities "
+                                 f"(it must support logprobs/top_logprobs): {str(data)[:300]}") from exc
+            self._top = (key, table)
+        table = self._top[1]
+        found = [lp for token, lp in table.items() if token.strip() == continuation.strip()]
+        return max(found) if found else min(table.values(), default=-100.0)
 
     def close(self) -> None:
         self._http.close()

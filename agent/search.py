@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .config import STRATEGIES  # noqa: F401  (re-exported: the strategies this module runs)
 from .ranking import distinct, rank
 from .rewards import OutcomeReward, ProcessReward, beats
 from .repo import Repo, Scratch
@@ -36,7 +37,6 @@ from .stages.reproduce import reproduce
 from .stages.understand import Understanding, understand
 from .verify import VerifyOptions, verify_patch
 
-STRATEGIES = ("exec", "orm-exec", "voting", "dev-search")
 STAGES = ("understand", "localize", "patch")
 FALLBACK_FILES = 2  # no precise location from the model: patch the files it read, best first
 ADAPTIVE_CONFIDENCE = 0.75  # P(the best verified patch beats each other one) that stops sampling early

@@ -59,8 +59,25 @@ def test_chat_and_schema_answers_from_a_real_server(llama_server):
     out = model.complete([{"role": "user", "content": "Is water wet? JSON please."}], n=2, max_tokens=30, json_schema=schema)
     assert len(out) == 2 and all(json.loads(c.text)["answer"] in ("yes", "no") for c in out)
     with pytest.raises(ModelError, match="not available over the OpenAI API"):
-        model.logprob([{"role": "user", "content": "x"}], "y")
+        model.logprob([{"role": "user", "content": "x"}], "a whole patch")
     model.close()
+
+
+@pytest.mark.llama
+def test_the_prm_judges_over_http_as_in_process(llama_server):
+    """P(yes) from the server's top log-probabilities equals the in-process llama.cpp computation."""
+    from swe_reasoner.agent.config import demo_model_path
+    from swe_reasoner.agent.llama import LlamaCppModel
+    from swe_reasoner.agent.rewards import ProcessReward
+
+    issue, diff = "mean([2, 4]) returns 6, not 3.", "-    return sum(v) / (len(v) - 1)\n+    return sum(v) / len(v)\n"
+    remote = ProcessReward(OpenAIModel(llama_server, "smollm2")).score(issue, "patch", diff)
+    local_model = LlamaCppModel(demo_model_path(), n_ctx=4096)
+    try:
+        local = ProcessReward(local_model).score(issue, "patch", diff)
+    finally:
+        local_model.close()
+    assert 0.0 < remote < 1.0 and remote == pytest.approx(local, abs=2e-3)
 
 
 @pytest.mark.llama
