@@ -11,6 +11,10 @@ export interface SettingSpec {
   type: SettingType;
   default: string | number | boolean;
   minimum?: number;
+  /** The value must be greater than this (JSON Schema's `exclusiveMinimum`). */
+  exclusiveMinimum?: number;
+  /** For a string: the only values accepted (package.json's `enum`). */
+  enum?: readonly string[];
 }
 
 /** The keys the server reads (docs/lsp.md, "Settings"). */
@@ -19,20 +23,28 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { key: "apiBase", type: "string", default: "" },
   { key: "apiModel", type: "string", default: "" },
   { key: "budget", type: "integer", default: 1, minimum: 1 },
+  { key: "strategy", type: "string", default: "dev-search", enum: ["exec", "orm-exec", "voting", "dev-search"] },
+  { key: "adaptive", type: "boolean", default: false },
+  { key: "prmAdapter", type: "string", default: "" },
+  { key: "ormAdapter", type: "string", default: "" },
+  { key: "ormBeta", type: "number", default: 0.1, exclusiveMinimum: 0 },
   { key: "maxTokens", type: "integer", default: 4096, minimum: 1 },
   { key: "temperature", type: "number", default: 0.7, minimum: 0 },
   { key: "nCtx", type: "integer", default: 16384, minimum: 1 },
   { key: "nGpuLayers", type: "integer", default: -1, minimum: -1 },
   { key: "think", type: "boolean", default: true },
+  { key: "sandbox", type: "string", default: "auto", enum: ["auto", "bwrap", "docker", "none", "off"] },
+  { key: "sandboxImage", type: "string", default: "" },
+  { key: "testEnv", type: "string", default: "host", enum: ["host", "build", "auto"] },
   { key: "trace", type: "boolean", default: true },
 ];
 
 /**
  * Server keys a repository must not set in an untrusted workspace (a model
- * file to load, a server to send code to). package.json lists them, with
- * python and serverArgs, under capabilities.untrustedWorkspaces.
+ * file or adapter file to load, a server to send code to). package.json lists
+ * them, with python and serverArgs, under capabilities.untrustedWorkspaces.
  */
-export const RESTRICTED_SERVER_SETTINGS: readonly string[] = ["model", "apiBase"];
+export const RESTRICTED_SERVER_SETTINGS: readonly string[] = ["model", "prmAdapter", "ormAdapter", "apiBase"];
 
 /** Keys only the client reads; never sent to the server. */
 export const CLIENT_SETTINGS = ["python", "serverArgs"] as const;
@@ -45,7 +57,14 @@ export function settingProblem(spec: SettingSpec, value: unknown): string | unde
   const name = `sweReasoner.${spec.key}`;
   switch (spec.type) {
     case "string":
-      return typeof value === "string" ? undefined : `${name} must be a string`;
+      if (typeof value !== "string") {
+        return `${name} must be a string`;
+      }
+      // "" is "not set" (docs/lsp.md), which the server ignores.
+      if (spec.enum !== undefined && value !== "" && !spec.enum.includes(value)) {
+        return `${name} must be one of ${spec.enum.join(", ")}`;
+      }
+      return undefined;
     case "boolean":
       return typeof value === "boolean" ? undefined : `${name} must be true or false`;
     case "integer":
@@ -58,6 +77,9 @@ export function settingProblem(spec: SettingSpec, value: unknown): string | unde
       }
       if (spec.minimum !== undefined && value < spec.minimum) {
         return `${name} must be at least ${spec.minimum}`;
+      }
+      if (spec.exclusiveMinimum !== undefined && value <= spec.exclusiveMinimum) {
+        return `${name} must be greater than ${spec.exclusiveMinimum}`;
       }
       return undefined;
     }

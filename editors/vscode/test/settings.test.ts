@@ -64,6 +64,70 @@ test("setting validation follows the documented types", () => {
   assert.equal(settingProblem(spec("think"), "yes"), "sweReasoner.think must be true or false");
   assert.equal(settingProblem(spec("model"), 3), "sweReasoner.model must be a string");
   assert.equal(settingProblem(spec("nCtx"), Number.NaN), "sweReasoner.nCtx must be a number");
+  assert.equal(settingProblem(spec("ormBeta"), 0.5), undefined);
+  assert.equal(settingProblem(spec("ormBeta"), 0), "sweReasoner.ormBeta must be greater than 0");
+  assert.equal(settingProblem(spec("adaptive"), "true"), "sweReasoner.adaptive must be true or false");
+});
+
+test("a string setting with a list of values accepts only those", () => {
+  const spec = (key: string) => SERVER_SETTINGS.find((s) => s.key === key)!;
+  for (const value of ["exec", "orm-exec", "voting", "dev-search"]) {
+    assert.equal(settingProblem(spec("strategy"), value), undefined, value);
+  }
+  assert.equal(settingProblem(spec("strategy"), "beam"), "sweReasoner.strategy must be one of exec, orm-exec, voting, dev-search");
+  assert.equal(settingProblem(spec("strategy"), 2), "sweReasoner.strategy must be a string");
+  assert.equal(settingProblem(spec("sandbox"), "Docker"), "sweReasoner.sandbox must be one of auto, bwrap, docker, none, off");
+  assert.equal(settingProblem(spec("testEnv"), "venv"), "sweReasoner.testEnv must be one of host, build, auto");
+  assert.equal(settingProblem(spec("testEnv"), ""), undefined, '"" is "not set", which the server ignores');
+  assert.equal(settingProblem(spec("sandboxImage"), "python:3.12"), undefined);
+});
+
+test("an enum value outside the list is reported and not sent", () => {
+  const { settings, problems } = serverSettings(
+    inspector({
+      strategy: { globalValue: "dev-search", workspaceValue: "best-of-n" },
+      sandbox: { workspaceFolderValue: "firejail" },
+      testEnv: { globalValue: "build" },
+    }),
+  );
+  assert.deepEqual(settings, { testEnv: "build" });
+  assert.deepEqual(problems, [
+    'sweReasoner.strategy must be one of exec, orm-exec, voting, dev-search; ignoring "best-of-n"',
+    'sweReasoner.sandbox must be one of auto, bwrap, docker, none, off; ignoring "firejail"',
+  ]);
+});
+
+test("the search, reward-model and verification settings are sent when set", () => {
+  const { settings, problems } = serverSettings(
+    inspector({
+      budget: { globalValue: 8 },
+      strategy: { workspaceValue: "orm-exec" },
+      adaptive: { globalValue: true },
+      prmAdapter: { globalValue: "/models/prm-lora.gguf" },
+      ormAdapter: { workspaceFolderValue: "/models/orm-lora.gguf" },
+      ormBeta: { globalValue: 0.25 },
+      sandbox: { workspaceValue: "docker" },
+      sandboxImage: { workspaceValue: "python:3.12" },
+      testEnv: { globalValue: "auto" },
+      temperature: { defaultValue: 0.7 },
+    }),
+  );
+  assert.deepEqual(settings, {
+    budget: 8,
+    strategy: "orm-exec",
+    adaptive: true,
+    prmAdapter: "/models/prm-lora.gguf",
+    ormAdapter: "/models/orm-lora.gguf",
+    ormBeta: 0.25,
+    sandbox: "docker",
+    sandboxImage: "python:3.12",
+    testEnv: "auto",
+  });
+  assert.deepEqual(problems, []);
+  assert.deepEqual(serverSettings(inspector({ ormBeta: { globalValue: 0 } })), {
+    settings: {},
+    problems: ["sweReasoner.ormBeta must be greater than 0; ignoring 0"],
+  });
 });
 
 test("only explicitly set server settings are sent, most specific level first", () => {
@@ -109,6 +173,23 @@ test("an untrusted workspace cannot choose the model file or the API server", ()
   });
 });
 
+test("an untrusted workspace cannot choose the reward models' adapter files", () => {
+  const values = inspector({
+    prmAdapter: { workspaceValue: "/tmp/evil-prm.gguf", globalValue: "/models/prm.gguf" },
+    ormAdapter: { workspaceFolderValue: "/tmp/evil-orm.gguf" },
+    strategy: { workspaceValue: "exec" },
+    ormBeta: { workspaceValue: 0.2 },
+  });
+  assert.deepEqual(serverSettings(values, { trusted: false }).settings, { prmAdapter: "/models/prm.gguf", strategy: "exec", ormBeta: 0.2 });
+  assert.deepEqual(serverSettings(values, { trusted: true }).settings, {
+    prmAdapter: "/tmp/evil-prm.gguf",
+    ormAdapter: "/tmp/evil-orm.gguf",
+    strategy: "exec",
+    ormBeta: 0.2,
+  });
+  assert.ok(RESTRICTED_SERVER_SETTINGS.includes("prmAdapter") && RESTRICTED_SERVER_SETTINGS.includes("ormAdapter"));
+});
+
 test("package.json restricts the same settings in untrusted workspaces", () => {
   const restricted: string[] = packageJson.capabilities.untrustedWorkspaces.restrictedConfigurations;
   assert.deepEqual(
@@ -124,8 +205,18 @@ test("explicitValue ignores defaults", () => {
 });
 
 test("package.json contributes exactly the documented server settings", () => {
-  const props: Record<string, { type: string; default: unknown; minimum?: number; markdownDescription?: string }> =
-    packageJson.contributes.configuration.properties;
+  const props: Record<
+    string,
+    {
+      type: string;
+      default: unknown;
+      minimum?: number;
+      exclusiveMinimum?: number;
+      enum?: string[];
+      markdownEnumDescriptions?: string[];
+      markdownDescription?: string;
+    }
+  > = packageJson.contributes.configuration.properties;
   const contributed = Object.keys(props).sort();
   const expected = [...SERVER_SETTINGS.map((s) => s.key), ...CLIENT_SETTINGS].map((k) => `sweReasoner.${k}`).sort();
   assert.deepEqual(contributed, expected);
@@ -134,6 +225,12 @@ test("package.json contributes exactly the documented server settings", () => {
     assert.equal(prop.type, spec.type, spec.key);
     assert.deepEqual(prop.default, spec.default, spec.key);
     assert.equal(prop.minimum, spec.minimum, spec.key);
+    assert.equal(prop.exclusiveMinimum, spec.exclusiveMinimum, spec.key);
+    assert.deepEqual(prop.enum, spec.enum, spec.key);
+    if (spec.enum !== undefined) {
+      assert.ok(spec.enum.includes(spec.default as string), `${spec.key}'s default is one of its values`);
+      assert.equal(prop.markdownEnumDescriptions?.length, spec.enum.length, `${spec.key} describes each value`);
+    }
     assert.ok((prop.markdownDescription ?? "").length > 20, `${spec.key} has a description`);
   }
   assert.equal(props["sweReasoner.python"].default, "python3");
@@ -148,10 +245,15 @@ test("the defaults agree with docs/lsp.md's table", (t) => {
   }
   const table = fs.readFileSync(docs, "utf8");
   for (const spec of SERVER_SETTINGS) {
-    const row = new RegExp(`^\\| \`${spec.key}\` \\| (\\w+) \\| \`?([^|\`]*)\`? \\|`, "m").exec(table);
+    const row = new RegExp(`^\\| \`${spec.key}\` \\| (\\w+) \\| \`?([^|\`]*)\`? \\|(.*)$`, "m").exec(table);
     assert.ok(row, `docs/lsp.md has a row for ${spec.key}`);
     assert.equal(row[1], spec.type, spec.key);
-    const documented = row[2].trim() === '""' ? "" : JSON.parse(row[2].trim());
+    const cell = row[2].trim();
+    // a string default is written bare (`auto`), except the empty one (`""`)
+    const documented = cell === '""' ? "" : spec.type === "string" ? cell : JSON.parse(cell);
     assert.deepEqual(documented, spec.default, spec.key);
+    for (const value of spec.enum ?? []) {
+      assert.ok(row[3].includes(`\`${value}\``), `docs/lsp.md names ${spec.key}'s value ${value}`);
+    }
   }
 });
