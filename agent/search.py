@@ -76,13 +76,14 @@ class Node:
 
     id: str  # "u2", "u2.l1", "u2.l1.p3"
     stage: str
+    candidate: int  # its number within the stage: the `candidate` of its steps in the trajectory
     summary: str
     value: object = None  # the Understanding, the locations, the PatchCandidate
     prm: float | None = None
     kept: bool = True
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "stage": self.stage, "parent": self.id.rpartition(".")[0] or None,
+        return {"id": self.id, "stage": self.stage, "candidate": self.candidate, "parent": self.id.rpartition(".")[0] or None,
                 "summary": self.summary, "prm": self.prm, "kept": self.kept}
 
 
@@ -147,7 +148,7 @@ class Search:
     def _understand(self) -> list[Node]:
         found = understand(self.ctx, n=self.plan.budget, temperature=self.temperature)
         self.sampled["understand"] += len(found)
-        nodes = [self._node(f"u{i}", "understand", _describe_reading(u), u) for i, u in enumerate(found, start=1)]
+        nodes = [self._node(f"u{i}", "understand", i, _describe_reading(u), u) for i, u in enumerate(found, start=1)]
         return self._select(nodes)
 
     def _localize(self, readings: list[Node]) -> list[Node]:
@@ -158,7 +159,8 @@ class Search:
                 located = localize(self.ctx, found, len(nodes) + 1, self.plan.budget, self.temperature)
                 self.sampled["localize"] += 1
                 locations = located.locations or [Location(f) for f in found.files[:FALLBACK_FILES]]
-                nodes.append(self._node(f"{parent.id}.l{j}", "localize", _describe_locations(locations), locations))
+                nodes.append(self._node(f"{parent.id}.l{j}", "localize", len(nodes) + 1,
+                                        _describe_locations(locations), locations))
         return self._select(nodes)
 
     def _patch(self, parents: list[Node]) -> tuple[list[PatchCandidate], bool]:
@@ -171,7 +173,7 @@ class Search:
                 self.sampled["patch"] += len(wave)
                 for j, cand in enumerate(wave, start=1):
                     cand.node = f"{parent.id}.p{j}"
-                    node = self._node(cand.node, "patch", cand.diff or f"(no patch: {cand.error})", cand)
+                    node = self._node(cand.node, "patch", cand.candidate, cand.diff or f"(no patch: {cand.error})", cand)
                     if cand.diff and self.plan.strategy == "dev-search" and self.plan.budget > 1:
                         cand.scores["prm"] = node.prm = self._prm("patch", cand.diff)
                 out += wave
@@ -267,6 +269,7 @@ class Search:
                     self.counts["revisions"] += 1
                     if new.diff and new.diff not in {c.diff for c in candidates + revised + new_round}:
                         new.node = cand.node + ".r"
+                        self._node(new.node, "revise", new.candidate, new.diff, new)
                         new_round.append(new)
             self._verify(new_round)
             revised += new_round
@@ -274,8 +277,8 @@ class Search:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _node(self, id: str, stage: str, summary: str, value: object) -> Node:
-        node = Node(id, stage, summary, value)
+    def _node(self, id: str, stage: str, candidate: int, summary: str, value: object) -> Node:
+        node = Node(id, stage, candidate, summary, value)
         self.nodes.append(node)
         return node
 

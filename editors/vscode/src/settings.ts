@@ -44,7 +44,7 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
  * file or adapter file to load, a server to send code to). package.json lists
  * them, with python and serverArgs, under capabilities.untrustedWorkspaces.
  */
-export const RESTRICTED_SERVER_SETTINGS: readonly string[] = ["model", "prmAdapter", "ormAdapter", "apiBase"];
+export const RESTRICTED_SERVER_SETTINGS: readonly string[] = ["model", "prmAdapter", "ormAdapter", "apiBase", "sandbox"];
 
 /** Keys only the client reads; never sent to the server. */
 export const CLIENT_SETTINGS = ["python", "serverArgs"] as const;
