@@ -66,8 +66,9 @@ def scripted(patches, judge=judge, localizations=None):
 
 def run(patches, strategy, budget, sandbox=None, **kw):
     model = scripted(patches, **{k: kw.pop(k) for k in ("judge", "localizations") if k in kw})
+    events = kw.pop("events", [])
     result = solve(Repo.open(kw.pop("repo")), BUG_ISSUE, model,
-                   SolveOptions(budget=budget, strategy=strategy, sandbox=sandbox, **kw))
+                   SolveOptions(budget=budget, strategy=strategy, sandbox=sandbox, **kw), progress=events.append)
     return result, model
 
 
@@ -146,9 +147,12 @@ def test_adaptive_dev_search_needs_a_clear_orm_margin(bug_repo):
     """Two kept localizations, two patches each. The first wave is GOOD and NOFIX: GOOD verifies and
     the ORM prefers it with P = sigmoid(logit .9 - logit .3) = .95: the second wave is saved."""
     locs = [{"file": "calc/stats.py", "function": "mean"}, {"file": "calc/stats.py", "function": "mean", "reason": "x"}] * 2
+    events = []
     result, model = run([GOOD, NOFIX, GOOD2, GOOD2], "dev-search", 4, sandbox_or_skip(), repo=bug_repo,
-                        localizations=locs, adaptive=True)
+                        localizations=locs, adaptive=True, events=events)
     assert result.trajectory.budget["saved"] == {"patch": 2} and patch_prompts(model) == 2
+    assert [e.fraction for e in events] == sorted(e.fraction for e in events)  # progress never goes back
+    assert {"scoring with the PRM", "running the tests"} <= {e.message for e in events}
     # Without a clear margin (the judge can't tell them apart) the search goes on.
     flat = lambda messages, continuation, adapter: math.log(0.5)  # noqa: E731
     result, model = run([GOOD, NOFIX, GOOD2, GOOD2], "dev-search", 4, sandbox_or_skip(), repo=bug_repo,

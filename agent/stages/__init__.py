@@ -32,10 +32,14 @@ class Context:
     ask: Ask
     progress: ProgressFn
     tokens: list[int] = field(default_factory=lambda: [0])  # generated so far, shared
+    done: float = 0.0  # the fraction last reported: progress never goes back
 
     def report(self, stage: str, fraction: float, message: str = "", candidate: int = 0,
                candidates: int = 0, round: int = 0) -> None:
-        self.progress(Event(stage, message, candidate, candidates, round, self.tokens[0], fraction))
+        """Progress; a search that returns to an earlier stage's band (the next wave of patches
+        after a verification) keeps the fraction where it was."""
+        self.done = max(self.done, fraction)
+        self.progress(Event(stage, message, candidate, candidates, round, self.tokens[0], self.done))
 
     def issue_block(self) -> str:
         return f"<issue>\n{self.issue.strip()}\n</issue>"
