@@ -26,6 +26,23 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-tokens", type=int, help="tokens the model may generate per answer")
 
 
+def _solve_flags(p: argparse.ArgumentParser, budget_help: str) -> None:
+    """How candidates are searched for and verified: the flags `solve` and `eval` share."""
+    from .config import SANDBOXES, STRATEGIES, TEST_ENVS
+
+    p.add_argument("--budget", type=int, help=budget_help)
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="how the candidates are chosen (default dev-search; see docs/search.md)")
+    p.add_argument("--adaptive", action="store_true", default=None,
+                   help="stop sampling patches once one verifies with a clear margin")
+    p.add_argument("--sandbox", choices=SANDBOXES,
+                   help="where reproduction scripts and tests run to verify the patches (default auto; "
+                        "none: unsandboxed; off: do not verify)")
+    p.add_argument("--test-env", choices=TEST_ENVS,
+                   help="the Python the tests run with: this one (host, default), a virtual environment "
+                        "built from the repository once per commit (build), or build falling back to host (auto)")
+
+
 def _issue_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", default=".", help="the git repository (default: the current folder)")
     p.add_argument("--issue", required=True, help="a file holding the issue's text, or - for standard input")
@@ -39,13 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="write a patch that fixes an issue")
     _issue_flags(p)
     _model_flags(p)
-    p.add_argument("--budget", type=int, help="patch candidates to sample (default 1)")
-    p.add_argument("--sandbox", choices=["auto", "bwrap", "docker", "none", "off"],
-                   help="where reproduction scripts and tests run to verify the patches (default auto; "
-                        "none: unsandboxed; off: do not verify)")
-    p.add_argument("--test-env", choices=["host", "build", "auto"],
-                   help="the Python the tests run with: this one (host, default), a virtual environment "
-                        "built from the repository once per commit (build), or build falling back to host (auto)")
+    _solve_flags(p, "rollouts: candidates sampled at each stage (default 1; see docs/search.md)")
     p.add_argument("--out", help="write the patch here instead of standard output")
     p.add_argument("--trajectory", help="append the trajectory (JSONL) here")
 
@@ -64,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instances", required=True, help="JSONL: instance_id, repo, base_commit, problem_statement[, patch, ...]")
     p.add_argument("--repos", required=True, help="a folder with one git clone per repository, as OWNER__NAME")
     p.add_argument("--out", required=True, help="predictions JSONL (appended; a rerun resumes)")
-    p.add_argument("--budget", type=int, help="patch candidates per instance (default 1)")
+    _solve_flags(p, "rollouts per instance: candidates sampled at each stage (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="instances solved at a time (default 1); an in-process model answers one at a time")
     p.add_argument("--trajectory", help="append the trajectories (JSONL) here")
     p.add_argument("--model-name", help="model_name_or_path in the predictions (default: the model's name)")
     _model_flags(p)
@@ -137,12 +150,13 @@ def _open(args: argparse.Namespace):
 def _overrides(args: argparse.Namespace) -> dict:
     """The settings the subcommand's flags give (None: not given)."""
     return {key: getattr(args, key, None) for key in ("model", "api_base", "api_model", "n_ctx", "n_gpu_layers",
-                                                      "max_tokens", "budget", "sandbox", "test_env")}
+                                                      "max_tokens", "budget", "strategy", "adaptive", "sandbox",
+                                                      "test_env")}
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from .config import load_model, load_sandbox, load_test_env
-    from .pipeline import SolveOptions, solve
+    from .config import load_model, load_sandbox, load_test_env, solve_options
+    from .pipeline import solve
     from .progress import CancelToken
 
     repo, issue, settings = _open(args)
@@ -154,9 +168,8 @@ def _solve(args: argparse.Namespace) -> int:
     model = load_model(settings)
     cancel = CancelToken()
     try:
-        result = solve(repo, issue, model, SolveOptions(
-            budget=settings.budget, temperature=settings.temperature, max_tokens=settings.max_tokens,
-            trajectory_path=trajectory, sandbox=sandbox, verification_note=note, environment=environment),
+        result = solve(repo, issue, model, solve_options(
+            settings, trajectory_path=trajectory, sandbox=sandbox, verification_note=note, environment=environment),
             progress=_TerminalProgress(), cancel=cancel)
     except KeyboardInterrupt:
         cancel.cancel()
@@ -183,23 +196,28 @@ def _solve(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .config import load_model, load_settings
+    from .config import load_model, load_sandbox, load_settings, load_test_env, solve_options
     from .evaluation import evaluate, read_instances
-    from .pipeline import SolveOptions
     from .progress import CancelToken
 
+    if args.workers < 1:
+        raise SweReasonerError(f"--workers must be at least 1, not {args.workers}")
     instances = read_instances(args.instances)
     repos = Path(args.repos)
     if not repos.is_dir():
         raise SweReasonerError(f"--repos {repos} is not a folder")
     settings = load_settings(None, _overrides(args))  # the evaluated repositories' own files do not count
+    sandbox, note = load_sandbox(settings)
+    if note:
+        print(note, file=sys.stderr)
     model = load_model(settings)
     cancel = CancelToken()
     try:
-        summary = evaluate(instances, repos, Path(args.out), model, SolveOptions(
-            budget=settings.budget, temperature=settings.temperature, max_tokens=settings.max_tokens,
-            trajectory_path=Path(args.trajectory) if args.trajectory else None),
-            args.model_name or model.name, progress=lambda line: print(line, file=sys.stderr), cancel=cancel)
+        summary = evaluate(instances, repos, Path(args.out), model, solve_options(
+            settings, trajectory_path=Path(args.trajectory) if args.trajectory else None, sandbox=sandbox,
+            verification_note=note),
+            args.model_name or model.name, progress=lambda line: print(line, file=sys.stderr), cancel=cancel,
+            workers=args.workers, environment_for=lambda repo: load_test_env(settings, repo, sandbox))
     except KeyboardInterrupt:
         cancel.cancel()
         raise

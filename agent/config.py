@@ -16,6 +16,7 @@ DEMO_MODEL = "smollm2-135m"
 REPO_FILE = ".swe-reasoner.toml"
 REPO_FORBIDDEN = {"api_base", "api_key_env"}  # a cloned repository must not send its code elsewhere
 REPLAY = "replay:"
+PRM, ORM = "prm", "orm"  # the names the reward models' LoRA adapters are loaded under
 SANDBOXES = ("auto", "bwrap", "docker", "none", "off")
 STRATEGIES = ("exec", "orm-exec", "voting", "dev-search")
 TEST_ENVS = ("host", "build", "auto")  # model = "replay:FILE.jsonl" answers as the last solve recorded there did
@@ -76,6 +77,10 @@ class Settings:
             raise ConfigError(f"test_env must be one of {', '.join(TEST_ENVS)}, not {self.test_env!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if self.orm_beta <= 0:
+            raise ConfigError(f"orm_beta must be positive, not {self.orm_beta}")
+        if (self.prm_adapter or self.orm_adapter) and self.api_base:
+            raise ConfigError("prm_adapter and orm_adapter are for llama.cpp; over HTTP, serve them as models")
         if self.budget < 1:
             raise ConfigError(f"budget must be at least 1, not {self.budget}")
         if self.n_ctx < 512:
@@ -143,6 +148,9 @@ def load_settings(repo_root: Path | None = None, overrides: dict | None = None) 
         if sent := sorted(REPO_FORBIDDEN & values.keys()):
             raise ConfigError(f"{repo_file} sets {', '.join(sent)}: a repository may not choose where its code "
                               "is sent; set it in your user settings or pass it on the command line")
+        if values.get("sandbox") == "none":
+            raise ConfigError(f'{repo_file} sets sandbox = "none": a repository may not turn the sandbox off; '
+                              "set it in your user settings or pass --sandbox none")
         settings = settings.merged(values, str(repo_file))
     return settings.merged(overrides or {}, "the command line").validate()
 
@@ -176,9 +184,21 @@ def load_model(settings: Settings):
         raise ConfigError(f"model file {path} does not exist\n" + NO_MODEL.format(config=user_config_path()))
     from .llama import LlamaCppModel
 
+    adapters = {name: os.path.expanduser(p) for name, p in ((PRM, settings.prm_adapter), (ORM, settings.orm_adapter)) if p}
     return LlamaCppModel(os.path.expanduser(path), n_ctx=settings.n_ctx, n_gpu_layers=settings.n_gpu_layers,
-                         seed=settings.seed, think=settings.think,
+                         seed=settings.seed, think=settings.think, adapters=adapters,
                          name=settings.model if settings.model == DEMO_MODEL else None)
+
+
+def solve_options(settings: Settings, **extra):
+    """The agent.pipeline.SolveOptions the settings give; `extra` adds what the caller knows
+    (the sandbox, the trajectory file, ...)."""
+    from .pipeline import SolveOptions
+
+    return SolveOptions(budget=settings.budget, strategy=settings.strategy, adaptive=settings.adaptive,
+                        temperature=settings.temperature, max_tokens=settings.max_tokens,
+                        prm_adapter=PRM if settings.prm_adapter else None,
+                        orm_adapter=ORM if settings.orm_adapter else None, orm_beta=settings.orm_beta, **extra)
 
 
 def load_sandbox(settings: Settings):

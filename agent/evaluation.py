@@ -1,29 +1,41 @@
-"""`swe-reasoner eval`: SWE-bench-format instances in, official predictions out.
+"""`swe-reasoner eval`: SWE-bench-format instances in, official predictions out,
+each judged resolved or not the way the SWE-bench harness judges it.
 
-Each instance is solved on a shared clone of DIR/OWNER__NAME checked out at its
-base commit (the clone under DIR is never changed). Predictions are appended
-one line per instance as they finish ({instance_id, model_name_or_path,
-model_patch}: what the `swebench` harness reads), so an interrupted run resumes
-where it stopped. A report line per instance goes beside them: localization
-against the gold patch's files and functions, tokens and seconds per stage.
+Each instance is solved on a clone of DIR/OWNER__NAME checked out at its base
+commit (the clone under DIR is never changed), with its candidates verified in
+the sandbox when there is one. Predictions are appended one line per instance as
+they finish ({instance_id, model_name_or_path, model_patch}: what the `swebench`
+harness reads), so an interrupted run resumes where it stopped. A report line per
+instance goes beside them: localization against the gold patch's files and
+functions, tokens and seconds per stage, and, for an instance with a test_patch
+and FAIL_TO_PASS tests, whether the prediction resolves it (docs/eval.md).
+`workers` instances run at a time, in threads sharing one model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
 import re
 import shutil
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 from .errors import Cancelled, SweReasonerError
-from .index import RepoIndex
+from .index import RepoIndex, default_cache_dir
 from .model import Model
 from .pipeline import SolveOptions, solve
 from .progress import CancelToken, Event
-from .repo import Repo, git
+from .repo import Repo, Scratch, git, safe_join
+from .sandbox import RunResult, Sandbox
+from .verify import apply_patch, interpreter, run_pytest, touched_files
 
 REQUIRED = ("instance_id", "repo", "base_commit", "problem_statement")
 
@@ -47,6 +59,11 @@ class Instance:
         return cls(data["instance_id"], data["repo"], data["base_commit"], data["problem_statement"],
                    data.get("patch") or "", data.get("test_patch") or "",
                    _tests(data.get("FAIL_TO_PASS")), _tests(data.get("PASS_TO_PASS")))
+
+    @property
+    def has_tests(self) -> bool:
+        """Whether the instance can be judged resolved: it has a test_patch and FAIL_TO_PASS tests."""
+        return bool(self.test_patch.strip() and self.fail_to_pass)
 
 
 def _tests(value) -> list[str]:
@@ -79,13 +96,15 @@ def repo_dir(repos: Path, inst: Instance) -> Path:
     path = repos / inst.repo.replace("/", "__")
     if not (path / ".git").exists():
         raise SweReasonerError(f"{inst.instance_id}: no git clone of {inst.repo} at {path}")
+    if not git(path, "rev-parse", "--verify", "-q", f"{inst.base_commit}^{{commit}}", check=False).strip():
+        raise SweReasonerError(f"{inst.instance_id}: the clone {path} has no commit {inst.base_commit} (git fetch?)")
     return path
 
 
 def checkout(source: Path, commit: str, work: Path) -> Repo:
     """A clone sharing `source`'s objects, at `commit`; `source` itself is not changed."""
     target = work / source.name
-    git(work, "clone", "-q", "--shared", "--no-checkout", str(source), str(target))
+    git(work, "clone", "-q", "--shared", "--no-checkout", str(source.resolve()), str(target))
     git(target, "-c", "advice.detachedHead=false", "checkout", "-q", commit)
     return Repo.open(target)
 
@@ -161,64 +180,310 @@ def done_ids(out: Path) -> set[str]:
     return ids
 
 
+# ------------------------------------------------------------------ one model, several workers
+
+POLL_SECONDS = 0.1  # how often a call waiting for the model checks its cancel token
+
+
+class SerializedModel:
+    """A model whose calls run one at a time, for workers that share it: llama.cpp's in-process
+    model is not thread-safe. A call waiting for its turn still notices a cancel."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.name = model.name
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _turn(self, cancel: CancelToken | None) -> Iterator[None]:
+        while not self._lock.acquire(timeout=POLL_SECONDS):
+            if cancel is not None:
+                cancel.check()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def complete(self, messages, **kwargs):
+        with self._turn(kwargs.get("cancel")):
+            return self.model.complete(messages, **kwargs)
+
+    def logprob(self, messages, continuation, **kwargs):
+        with self._turn(None):
+            return self.model.logprob(messages, continuation, **kwargs)
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def concurrency_safe(model: Model) -> bool:
+    """Whether workers may call `model` at the same time: a server's client may (the server
+    batches or queues); an in-process runtime, or one not known here, may not."""
+    from .openai_http import OpenAIModel
+
+    return isinstance(model, OpenAIModel)
+
+
+# ------------------------------------------------------------------ resolved, as the harness judges it
+
+# swebench.harness.grading: a FAIL_TO_PASS test must pass (or xfail); a PASS_TO_PASS test
+# may also be skipped; a test missing from the run's output has failed.
+PASSING = ("PASSED", "XFAIL")
+MAINTAINED = (*PASSING, "SKIPPED")
+OUTPUT_TAIL = 3000  # characters of a failed test run's output kept in the report
+
+
+@dataclass
+class Resolution:
+    resolved: bool | None  # None: could not be judged; `reason` says why
+    reason: str
+    fail_to_pass_failed: list[str] = field(default_factory=list)
+    pass_to_pass_failed: list[str] = field(default_factory=list)
+    run: RunResult | None = None  # the test run, when there was one
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        d = {"reason": self.reason, "fail_to_pass_failed": self.fail_to_pass_failed,
+             "pass_to_pass_failed": self.pass_to_pass_failed, "seconds": round(self.seconds, 2)}
+        if self.run is not None:
+            d["command"] = self.run.command
+            d["run"] = self.run.describe()
+            if self.resolved is not True:
+                d["output_tail"] = self.run.output[-OUTPUT_TAIL:]
+        return d
+
+
+def judge(repo: Repo, inst: Instance, model_patch: str, sandbox: Sandbox | None, *, environment=None,
+          timeout: float = 300.0, cancel: CancelToken | None = None, note: str = "") -> Resolution:
+    """Whether `model_patch` resolves `inst`, as the SWE-bench harness decides: on a fresh copy of
+    `repo` (at the base commit) apply the patch, reset the files the test_patch touches, apply the
+    test_patch, run the FAIL_TO_PASS and PASS_TO_PASS tests' files with pytest in `sandbox`. Resolved
+    iff every FAIL_TO_PASS test passes and no PASS_TO_PASS test fails. Raises Cancelled."""
+    started = time.perf_counter()
+    tests = inst.fail_to_pass + inst.pass_to_pass
+    if not model_patch.strip():
+        return Resolution(False, "the prediction is empty")
+    if sandbox is None:
+        return Resolution(None, note or "no sandbox to run the tests in")
+    if not_ids := [t for t in tests if "::" not in t]:
+        return Resolution(None, f"the tests are not pytest node ids (e.g. {not_ids[0]!r}): only pytest "
+                                "repositories are judged")
+    files = list(dict.fromkeys(t.split("::", 1)[0] for t in tests))
+    try:
+        python, pythonpath = interpreter(sandbox, environment)
+        with Scratch(repo) as scratch:
+            work = scratch.root
+            applied = apply_patch(work, model_patch)
+            if applied.exit_code != 0:
+                return Resolution(None, f"the prediction does not apply: {_first_line(applied.output)}")
+            _reset(work, touched_files(inst.test_patch))
+            applied = apply_patch(work, inst.test_patch)
+            if applied.exit_code != 0:
+                return Resolution(None, "the test_patch does not apply after the prediction: "
+                                        + _first_line(applied.output))
+            run, outcomes = run_pytest(sandbox, work, python, files, timeout=timeout, cancel=cancel,
+                                       env={"PYTHONPATH": pythonpath})
+    except Cancelled:
+        raise
+    except SweReasonerError as exc:
+        return Resolution(None, f"the tests could not be run: {exc}")
+    verdict = Resolution(False, "", [t for t in inst.fail_to_pass if outcomes.get(t) not in PASSING],
+                         [t for t in inst.pass_to_pass if outcomes.get(t) not in MAINTAINED], run,
+                         time.perf_counter() - started)
+    f2p, p2p = len(inst.fail_to_pass), len(inst.pass_to_pass)
+    if not verdict.fail_to_pass_failed and not verdict.pass_to_pass_failed:
+        verdict.resolved, verdict.reason = True, f"all {f2p} FAIL_TO_PASS and {p2p} PASS_TO_PASS tests pass"
+        return verdict
+    verdict.reason = (f"{len(verdict.fail_to_pass_failed)} of {f2p} FAIL_TO_PASS and "
+                      f"{len(verdict.pass_to_pass_failed)} of {p2p} PASS_TO_PASS tests fail")
+    if run.timed_out or run.killed_reason:
+        verdict.reason += f" (the run: {run.describe()})"
+    elif not outcomes:
+        verdict.reason += f" (pytest reported no test outcome: {run.describe()})"
+    return verdict
+
+
+def _reset(work: Path, files: list[str]) -> None:
+    """The harness's `git checkout BASE -- TEST_FILES`: the test_patch's files as at the base commit
+    (whatever the prediction did to them), and those it creates not there at all."""
+    at_base = set(git(work, "ls-tree", "-r", "-z", "--name-only", "HEAD", "--", *files).split("\0")) if files else set()
+    for rel in files:
+        if rel in at_base:
+            git(work, "checkout", "-q", "HEAD", "--", rel)
+        else:
+            safe_join(work, rel).unlink(missing_ok=True)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "git apply failed")
+
+
+# ------------------------------------------------------------------ the run
+
+
+EnvironmentFor = Callable[[Repo], "tuple[object, str]"]
+
+
 def evaluate(instances: list[Instance], repos: Path, out: Path, model: Model, options: SolveOptions,
-             model_name: str, progress=print, cancel: CancelToken | None = None) -> dict:
-    """Solve every instance not yet in `out`; returns the summary (also written beside `out`)."""
+             model_name: str, progress=print, cancel: CancelToken | None = None, *, workers: int = 1,
+             environment_for: EnvironmentFor | None = None) -> dict:
+    """Solve every instance not yet in `out`, and judge those with tests; returns the summary (also
+    written beside `out`).
+
+    `options.sandbox` verifies the candidates and runs the instances' tests (None: neither).
+    `environment_for(checkout)` gives an instance's test environment as (environment or None for
+    the host's Python, a note); it runs once per instance. `workers` instances run at a time; the
+    model is then called by one at a time unless it is a server's client. Raises Cancelled, and
+    SweReasonerError before any work when an instance's clone is missing.
+    """
+    if workers < 1:
+        raise SweReasonerError(f"workers must be at least 1, not {workers}")
     cancel = cancel or CancelToken()
-    report = out.with_name(out.stem + ".report.jsonl")
     finished = done_ids(out)
     todo = [i for i in instances if i.instance_id not in finished]
-    progress(f"{len(instances)} instances, {len(instances) - len(todo)} already done")
-    for n, inst in enumerate(todo, start=1):
-        cancel.check()
-        source = repo_dir(repos, inst)
-        started = time.perf_counter()
-        work = Path(tempfile.mkdtemp(prefix="swe-reasoner-eval-"))
-        try:
-            repo = checkout(source, inst.base_commit, work)
-            opts = SolveOptions(**{**options.__dict__, "instance_id": inst.instance_id})
-            stage = [""]
-
-            def show(event: Event) -> None:
-                if event.stage != stage[0]:
-                    stage[0] = event.stage
-                    progress(f"[{n}/{len(todo)}] {inst.instance_id}: {event.describe()}")
-
-            try:
-                result = solve(repo, inst.problem_statement, model, opts, progress=show, cancel=cancel)
-                traj, error = result.trajectory, ""
-                patch = result.best
-            except Cancelled:
-                raise
-            except SweReasonerError as exc:
-                traj, error, patch = None, str(exc), ""
-            record = {"instance_id": inst.instance_id, "patched": bool(patch), "error": error,
-                      "seconds": round(time.perf_counter() - started, 2)}
-            if traj is not None:
-                index = RepoIndex.build(repo, options.cache_dir)
-                record.update(status=traj.status, tokens=traj.tokens, stages=per_stage(traj.steps),
-                              localization=localization(index, inst, traj.files, traj.locations))
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        _append(report, record)
-        _append(out, {"instance_id": inst.instance_id, "model_name_or_path": model_name, "model_patch": patch})
-        progress(f"[{n}/{len(todo)}] {inst.instance_id}: {'patch' if patch else 'no patch'} "
-                 f"in {record['seconds']:.0f} s")
-    summary = summarize(report)
+    sources = {i.instance_id: repo_dir(repos, i) for i in todo}
+    if workers > 1 and not concurrency_safe(model):
+        model = SerializedModel(model)
+    run = _Run(out, sources, model, options, model_name, progress, cancel, environment_for, len(todo))
+    progress(f"{len(instances)} instances, {len(instances) - len(todo)} already done"
+             + (f", {workers} at a time" if workers > 1 and todo else ""))
+    if workers == 1:
+        for n, inst in enumerate(todo, start=1):
+            run.one(n, inst)
+    else:
+        _in_threads(run.one, todo, workers, cancel)
+    summary = {"strategy": options.strategy, "budget": options.budget, "adaptive": options.adaptive,
+               **summarize(run.report)}
     out.with_name(out.stem + ".summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
+def _in_threads(work: Callable[[int, Instance], None], items: list[Instance], workers: int,
+                cancel: CancelToken) -> None:
+    """work(n, item) for every item, `workers` at a time. The first error (a Ctrl-C included)
+    cancels the rest; it is raised once every worker has stopped."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval") as pool:
+        futures = [pool.submit(work, n, item) for n, item in enumerate(items, start=1)]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            cancel.cancel()
+            for future in futures:
+                future.cancel()
+            raise
+
+
+class _Run:
+    """What the workers share; appends and progress lines go under one lock."""
+
+    def __init__(self, out: Path, sources: dict[str, Path], model: Model, options: SolveOptions, model_name: str,
+                 progress, cancel: CancelToken, environment_for: EnvironmentFor | None, total: int):
+        self.out, self.report = out, out.with_name(out.stem + ".report.jsonl")
+        self.sources, self.model, self.options, self.model_name = sources, model, options, model_name
+        self.progress, self.cancel, self.environment_for, self.total = progress, cancel, environment_for, total
+        self.checkouts = (options.cache_dir or default_cache_dir()) / "eval"
+        self._lock = threading.Lock()
+
+    def say(self, line: str) -> None:
+        with self._lock:
+            self.progress(line)
+
+    def one(self, n: int, inst: Instance) -> None:
+        """Solve, judge and record one instance. Raises Cancelled; a SweReasonerError is recorded."""
+        self.cancel.check()
+        tag = f"[{n}/{self.total}] {inst.instance_id}"
+        started = time.perf_counter()
+        record: dict = {"instance_id": inst.instance_id, "strategy": self.options.strategy,
+                        "budget": self.options.budget}
+        with _checkout_dir(self.checkouts, inst) as work:
+            repo = checkout(self.sources[inst.instance_id], inst.base_commit, work)
+            patch, environment = self._solve(tag, repo, inst, record)
+            if inst.has_tests:
+                if patch:
+                    self.say(f"{tag}: running FAIL_TO_PASS and PASS_TO_PASS")
+                verdict = judge(repo, inst, patch, self.options.sandbox, environment=environment,
+                                timeout=self.options.verify_timeout, cancel=self.cancel,
+                                note=self.options.verification_note)
+                record.update(resolved=verdict.resolved, resolution=verdict.to_dict())
+        record["seconds"] = round(time.perf_counter() - started, 2)
+        judged = ""
+        if "resolved" in record:
+            judged = {True: ", resolved", False: ", not resolved"}.get(
+                record["resolved"], f", not judged ({record['resolution']['reason']})")
+        with self._lock:
+            _append(self.report, record)
+            _append(self.out, {"instance_id": inst.instance_id, "model_name_or_path": self.model_name,
+                               "model_patch": patch})
+            self.progress(f"{tag}: {'patch' if patch else 'no patch'}{judged} in {record['seconds']:.0f} s")
+
+    def _solve(self, tag: str, repo: Repo, inst: Instance, record: dict) -> tuple[str, object]:
+        """(the best patch or "", the test environment), with what happened added to `record`."""
+        stage = [""]
+
+        def show(event: Event) -> None:
+            if event.stage != stage[0]:
+                stage[0] = event.stage
+                self.say(f"{tag}: {event.describe()}")
+
+        traj, error, patch, environment = None, "", "", None
+        try:
+            if self.environment_for is not None:
+                environment, note = self.environment_for(repo)
+                if note:
+                    record["test_env_note"] = note
+                    self.say(f"{tag}: {note}")
+            opts = dataclasses.replace(self.options, instance_id=inst.instance_id, environment=environment)
+            result = solve(repo, inst.problem_statement, self.model, opts, progress=show, cancel=self.cancel)
+            traj, patch = result.trajectory, result.best
+        except Cancelled:
+            raise
+        except SweReasonerError as exc:
+            error = str(exc)
+        record.update(patched=bool(patch), error=error)
+        if traj is not None:
+            index = RepoIndex.build(repo, self.options.cache_dir)
+            record.update(status=traj.status, tokens=traj.tokens, stages=per_stage(traj.steps),
+                          localization=localization(index, inst, traj.files, traj.locations))
+        return patch, environment
+
+
+@contextmanager
+def _checkout_dir(root: Path, inst: Instance) -> Iterator[Path]:
+    """An empty folder for the instance's checkout, removed afterwards. Its path is fixed by the
+    repository and commit, because the test environment and index caches are keyed by the
+    checkout's path: a rerun finds them. While another worker or run holds that path, a
+    temporary folder instead."""
+    root.mkdir(parents=True, exist_ok=True)
+    fixed = root / re.sub(r"[^\w.@-]", "_", f"{inst.repo.replace('/', '__')}@{inst.base_commit[:16]}")
+    lock = open(f"{fixed}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        shutil.rmtree(fixed, ignore_errors=True)  # left by a run that was killed
+        fixed.mkdir()
+        work = fixed
+    except OSError:
+        lock.close()
+        work = Path(tempfile.mkdtemp(prefix="swe-reasoner-eval-"))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        lock.close()
+
+
 def summarize(report: Path) -> dict:
     latest: dict[str, dict] = {}  # an instance that ran again after an interruption counts once
-    for line in report.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-            latest[record["instance_id"]] = record
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
+    if report.exists():
+        for line in report.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                latest[record["instance_id"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
     records = list(latest.values())
     scored = [r["localization"] for r in records if r.get("localization")]
+    judged = [r for r in records if "resolved" in r]
     n = len(records)
 
     def share(values: list[bool]) -> float | None:
@@ -228,6 +493,10 @@ def summarize(report: Path) -> dict:
         "instances": n,
         "patched": sum(r["patched"] for r in records),
         "errors": sum(bool(r["error"]) for r in records),
+        "with_tests": len(judged),
+        "resolved": sum(r["resolved"] is True for r in judged),
+        "resolved_rate": share([r["resolved"] is True for r in judged]),
+        "not_judged": sum(r["resolved"] is None for r in judged),
         "file_localization": share([loc["all_files_found"] for loc in scored]),
         "function_localization": share([bool(loc["functions_hit"]) for loc in scored if loc["gold_functions"]]),
         "completion_tokens": sum(r.get("tokens", {}).get("completion", 0) for r in records),

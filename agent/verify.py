@@ -28,6 +28,7 @@ from .sandbox import RunResult, Sandbox
 REPRODUCED, RESOLVED, OTHER = "REPRODUCED", "RESOLVED", "OTHER"
 VERDICT_RE = re.compile(r"^VERDICT:\s*(REPRODUCED|RESOLVED|OTHER)\s*$")
 REPRO_PATH = ".swe-reasoner/repro.py"  # where the script is written in the scratch copy
+JUNIT_FILE = ".swe-reasoner-junit.xml"  # written by pytest in the scratch copy, read and removed after each run
 RESULT_RE = re.compile(r"^(PASSED|FAILED|ERROR|XPASS|XFAIL|SKIPPED)\s+(\S+::\S+)")
 
 
@@ -202,6 +203,71 @@ def interpreter(sandbox: Sandbox, environment=None) -> tuple[str, str]:
     return str(environment.python), environment.pythonpath()
 
 
+def pytest_command(python: str) -> list[str]:
+    """pytest as verification and `eval` run it: every outcome listed (-rA) and in a JUnit report,
+    no cache written."""
+    return [python, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--color=no",
+            f"--junitxml={JUNIT_FILE}", "-o", "junit_family=xunit1"]
+
+
+def run_pytest(sandbox: Sandbox, workdir: Path, python: str, targets: list[str], *, timeout: float, cancel=None,
+               env: dict[str, str] | None = None) -> tuple[RunResult, dict[str, str]]:
+    """pytest on `targets` in the sandbox, and each test's outcome (node id -> PASSED, FAILED, ...).
+
+    The outcomes come from the JUnit report pytest writes into `workdir`: the run's output is
+    kept only in part (its head and tail) and a big test file's summary lines would be cut. The
+    output is read only when there is no report (pytest did not get that far)."""
+    report = workdir / JUNIT_FILE
+    report.unlink(missing_ok=True)
+    result = run_sandboxed(sandbox, workdir, pytest_command(python) + targets, timeout=timeout, cancel=cancel,
+                           env=env)
+    outcomes = junit_outcomes(report) or pytest_outcomes(result.output)
+    report.unlink(missing_ok=True)
+    return result, outcomes
+
+
+def junit_outcomes(path: Path) -> dict[str, str]:
+    """node id -> outcome from a pytest JUnit report (xunit1: each case has its file); {} if none.
+    A test reported twice (a teardown error after it passed) keeps the worse outcome."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return {}
+    outcomes: dict[str, str] = {}
+    for case in root.iter("testcase"):
+        file, name, classname = case.get("file"), case.get("name"), case.get("classname") or ""
+        if not file or not name:
+            continue
+        module = file[:-3].replace("/", ".") if file.endswith(".py") else file
+        classes = classname[len(module) + 1:].split(".") if classname.startswith(module + ".") else []
+        node = "::".join([file, *classes, name])
+        tags = {child.tag: child for child in case}
+        if "failure" in tags:
+            outcome = "FAILED"
+        elif "error" in tags:
+            outcome = "ERROR"
+        elif "skipped" in tags:
+            outcome = "XFAIL" if tags["skipped"].get("type") == "pytest.xfail" else "SKIPPED"
+        else:
+            outcome = "PASSED"
+        if outcomes.get(node, "PASSED") == "PASSED":
+            outcomes[node] = outcome
+    return outcomes
+
+
+def run_sandboxed(sandbox: Sandbox, workdir: Path, command: list[str], *, timeout: float, cancel=None,
+                  env: dict[str, str] | None = None, files: dict[str, str] | None = None) -> RunResult:
+    """One command in the sandbox; a cancel, before it starts or while it runs, raises Cancelled."""
+    if cancel is not None:
+        cancel.check()
+    result = sandbox.run(workdir, command, timeout=timeout, files=files, cancel=cancel, env=env)
+    if result.killed_reason == "cancelled" and cancel is not None:
+        cancel.check()
+    return result
+
+
 def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = None,
                  options: VerifyOptions | None = None) -> Verdict:
     """Check `patch` against the repository's current state. Never writes the user's tree."""
@@ -220,15 +286,17 @@ def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = N
     env = {"PYTHONPATH": pythonpath}
 
     def run(name: str, workdir: Path, command: list[str], files: dict[str, str] | None = None) -> RunResult:
-        if options.cancel is not None:
-            options.cancel.check()
-        result = sandbox.run(workdir, command, timeout=options.timeout, files=files, cancel=options.cancel, env=env)
+        result = run_sandboxed(sandbox, workdir, command, timeout=options.timeout, cancel=options.cancel, env=env,
+                               files=files)
         verdict.steps.append(Step(name, result))
-        if result.killed_reason == "cancelled" and options.cancel is not None:
-            options.cancel.check()
         return result
 
-    test_cmd = [python, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--color=no"]
+    def run_tests(name: str, workdir: Path, targets: list[str]) -> dict[str, str]:
+        result, outcomes = run_pytest(sandbox, workdir, python, targets, timeout=options.timeout,
+                                      cancel=options.cancel, env=env)
+        verdict.steps.append(Step(name, result))
+        return outcomes
+
     repro_cmd = [python, REPRO_PATH]
     try:
         with Scratch(repo) as scratch:
@@ -236,7 +304,7 @@ def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = N
             verdict.test_files = related_tests(Repo(work), touched)
             before: dict[str, str] = {}
             if verdict.test_files:
-                before = pytest_outcomes(run("regression-before", work, test_cmd + verdict.test_files).output)
+                before = run_tests("regression-before", work, verdict.test_files)
             verdict.regression_tests = sorted(t for t, o in before.items() if o == "PASSED")
             verdict.failing_before = sorted(t for t, o in before.items() if o in ("FAILED", "ERROR"))
             if repro is not None:
@@ -248,7 +316,7 @@ def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = N
                     return verdict
             # Apply on the base as committed: drop whatever the runs left behind first.
             scratch.reset()
-            applied = _apply(work, patch)
+            applied = apply_patch(work, patch)
             verdict.steps.append(Step("apply", applied))
             if applied.exit_code != 0:
                 verdict.status, verdict.reason = "patch_does_not_apply", "git apply refused the patch"
@@ -256,7 +324,7 @@ def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = N
             after: dict[str, str] = {}
             rerun = sorted(set(verdict.regression_tests) | set(verdict.failing_before))
             if rerun:
-                after = pytest_outcomes(run("regression-after", work, test_cmd + rerun).output)
+                after = run_tests("regression-after", work, rerun)
             verdict.regressions = [t for t in verdict.regression_tests if after.get(t) != "PASSED"]
             verdict.fixed_tests = [t for t in verdict.failing_before if after.get(t) == "PASSED"]
             if repro is not None:
@@ -278,7 +346,7 @@ def verify_patch(repo: Repo, patch: str, sandbox: Sandbox, repro: str | None = N
         verdict.seconds = time.perf_counter() - started
 
 
-def _apply(work: Path, patch: str) -> RunResult:
+def apply_patch(work: Path, patch: str) -> RunResult:
     """git apply on the host side: it only writes the scratch copy and runs no repository code."""
     started = time.perf_counter()
     cmd = ["git", "apply", "--whitespace=nowarn", "-"]

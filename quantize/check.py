@@ -15,6 +15,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from swe_reasoner.agent.errors import ModelError
+from swe_reasoner.agent.llama import load_lora_adapter, set_lora_adapters
+
 from .errors import QuantizeError
 
 SAMPLE_PROMPTS = (
@@ -175,41 +178,6 @@ def check(hf_dir: str | os.PathLike, gguf_path: str | os.PathLike, *, prompts: S
 # ------------------------------------------------------------------ LoRA adapters
 
 
-def load_lora_adapter(llm, path: str | os.PathLike):
-    """Load a GGUF LoRA adapter for llm's model (llama_adapter_lora_init); freed with llm."""
-    import llama_cpp
-
-    if not Path(path).exists():
-        raise QuantizeError(f"{path} does not exist")
-    adapter = llama_cpp.llama_adapter_lora_init(llm._model.model, str(path).encode("utf-8"))
-    if not adapter:
-        raise QuantizeError(f"llama.cpp could not load the LoRA adapter {path} for this model "
-                            "(wrong base model, or not a GGUF LoRA adapter: see llama.cpp's log with verbose=True)")
-    llm._stack.callback(llama_cpp.llama_adapter_lora_free, adapter)
-    return adapter
-
-
-def set_lora_adapters(llm, adapters: Sequence[tuple[object, float]]) -> None:
-    """Make exactly these (adapter, scale) pairs active on llm's context; none: the base model.
-
-    llama-cpp-python's prompt cache compares token ids only, so the cached
-    state is dropped (reset) after every switch.
-    """
-    import ctypes
-
-    import llama_cpp
-
-    n = len(adapters)
-    arr = (llama_cpp.llama_adapter_lora_p_ctypes * max(n, 1))(*[a for a, _ in adapters])
-    scales = (ctypes.c_float * max(n, 1))(*[float(s) for _, s in adapters])
-    if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, arr, n, scales):
-        raise QuantizeError("llama.cpp refused to set the LoRA adapters")
-    llm.reset()
-    mem = llama_cpp.llama_get_memory(llm._ctx.ctx)
-    if mem is not None:  # cached K/V were computed with the old adapters
-        llama_cpp.llama_memory_clear(mem, True)
-
-
 @dataclass
 class LoraCheckReport:
     gguf: str
@@ -270,7 +238,10 @@ def check_lora(hf_dir: str | os.PathLike, gguf_path: str | os.PathLike, peft_dir
     base = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
     if llm is None:
         llm = load_gguf(gguf_path)
-    adapter = load_lora_adapter(llm, adapter_path)
+    try:
+        adapter = load_lora_adapter(llm, adapter_path)
+    except ModelError as e:  # the agent's loader: the same message, this package's error
+        raise QuantizeError(str(e)) from e
     ids_list = [tokenizer.encode(p, add_special_tokens=True)[: llm.n_ctx()] for p in prompts]
     steps = 3 * len(prompts) + 1
     step = 0

@@ -21,6 +21,8 @@ SETTING_KEYS = {
     "budget": "budget", "maxTokens": "max_tokens", "temperature": "temperature", "nCtx": "n_ctx",
     "nGpuLayers": "n_gpu_layers", "think": "think", "seed": "seed", "trajectoryDir": "trajectory_dir",
     "sandbox": "sandbox", "sandboxImage": "sandbox_image", "testEnv": "test_env",
+    "strategy": "strategy", "adaptive": "adaptive", "prmAdapter": "prm_adapter", "ormAdapter": "orm_adapter",
+    "ormBeta": "orm_beta",
 }
 CLIENT_KEYS = {"trace", "python", "serverArgs"}  # read by the server or only by the editor
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..agent.config import REPLAY, Settings, load_model, load_sandbox, load_test_env
+from ..agent.config import REPLAY, Settings, load_model, load_sandbox, load_test_env, solve_options
 from ..agent.errors import Cancelled, SweReasonerError
 from ..agent.model import Model
-from ..agent.pipeline import SolveOptions, SolveResult, solve
+from ..agent.pipeline import SolveResult, solve
 from ..agent.progress import CancelToken, Event
 from ..agent.repo import Repo
 
@@ -126,10 +126,9 @@ class Solver:
             if settings.test_env != "host" and sandbox is not None:
                 on_event(job, Event("index", "preparing the test environment"))
             environment, env_note = load_test_env(settings, repo, sandbox)
-            options = SolveOptions(budget=settings.budget, temperature=settings.temperature,
-                                   max_tokens=settings.max_tokens, trajectory_path=job.trajectory,
-                                   sandbox=sandbox, verification_note="; ".join(filter(None, [note, env_note])),
-                                   environment=environment)
+            options = solve_options(settings, trajectory_path=job.trajectory, sandbox=sandbox,
+                                    verification_note="; ".join(filter(None, [note, env_note])),
+                                    environment=environment)
             job.result = solve(repo, job.issue, model, options, lambda e: on_event(job, e), job.cancel)
             job.status = job.result.trajectory.status
             job.message = _summary(job.result)

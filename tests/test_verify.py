@@ -165,3 +165,34 @@ def test_cli(bug_repo, tmp_path, capsys):
     assert main(["--repo", str(bug_repo), "--patch", str(tmp_path / "missing.diff")]) == 2
     assert main(["--repo", str(bug_repo), "--patch", str(patch), "--sandbox", "docker"]) == 2
     assert "image" in capsys.readouterr().err
+
+
+def test_outcomes_of_a_big_test_file_come_from_the_junit_report(tmp_path):
+    """600 tests print more summary lines than a run's output keeps; the JUnit report has them all,
+    with class tests, parameters, a failure, a skip, an xfail and a teardown error."""
+    import sys
+
+    from swe_reasoner.agent.sandbox import OUTPUT_LIMIT, LocalSandbox
+    from swe_reasoner.agent.verify import JUNIT_FILE, run_pytest
+
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_big.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.parametrize('i', range(600))\n"
+        "def test_many(i):\n    print('x' * 50)\n    assert i != 599\n\n"
+        "class TestGroup:\n    def test_in_class(self):\n        pass\n\n"
+        "@pytest.mark.skip(reason='no')\ndef test_skipped():\n    pass\n\n"
+        "@pytest.mark.xfail\ndef test_xfail():\n    assert False\n\n"
+        "@pytest.fixture\ndef broken():\n    yield\n    raise RuntimeError('teardown')\n\n"
+        "def test_teardown(broken):\n    pass\n")
+    result, outcomes = run_pytest(LocalSandbox(i_understand_this_is_unsafe=True), tmp_path, sys.executable,
+                                  ["tests/test_big.py"], timeout=120)
+    assert len(result.output) <= OUTPUT_LIMIT + 200  # the output was cut ...
+    many = {k: v for k, v in outcomes.items() if "test_many[" in k}
+    assert len(many) == 600 and list(many.values()).count("PASSED") == 599  # ... the outcomes were not
+    assert many["tests/test_big.py::test_many[599]"] == "FAILED"
+    assert outcomes["tests/test_big.py::TestGroup::test_in_class"] == "PASSED"
+    assert outcomes["tests/test_big.py::test_skipped"] == "SKIPPED"
+    assert outcomes["tests/test_big.py::test_xfail"] == "XFAIL"
+    assert outcomes["tests/test_big.py::test_teardown"] == "ERROR"
+    assert not (tmp_path / JUNIT_FILE).exists()

@@ -1,0 +1,104 @@
+"""Resolve rate against budget for each strategy: the test-time scaling curve.
+
+Runs `swe-reasoner eval` (agent.evaluation.evaluate) once per (strategy, budget)
+on SWE-bench-format instances with tests (the injected-bug benchmark's test
+split, benchmarks/injected/), with one model loaded once, candidates verified
+in bubblewrap and each prediction judged by the instance's own tests. Each run
+writes DIR/STRATEGY-bB.jsonl (predictions; a rerun resumes) with its report and
+summary beside it; the table at the end gives, per strategy and budget: the
+resolve rate, patched instances, and per instance the wall time, the prompt
+tokens the runtime evaluated and the tokens generated.
+
+Usage
+  python benchmarks/injected/build.py --out /tmp/injected       # once (downloads the pinned sdists)
+  python benchmarks/budget_bench.py --instances /tmp/injected/test.jsonl --repos /tmp/injected/repos \\
+      --model smollm2-135m --out /tmp/budget [--budgets 1 2 4 8] [--strategies exec voting ...]
+      [--limit N] [--max-tokens 1024] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from swe_reasoner.agent.config import STRATEGIES, Settings, load_model, solve_options
+    from swe_reasoner.agent.evaluation import evaluate, read_instances
+    from swe_reasoner.agent.sandbox import pick_sandbox
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--instances", required=True)
+    p.add_argument("--repos", required=True)
+    p.add_argument("--model", required=True, help="a GGUF file or smollm2-135m")
+    p.add_argument("--out", required=True, help="a folder for the predictions, reports and the table")
+    p.add_argument("--budgets", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    p.add_argument("--limit", type=int, help="the first N instances only")
+    p.add_argument("--max-tokens", type=int, default=1024)
+    p.add_argument("--n-ctx", type=int, default=8192)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--adaptive", action="store_true")
+    args = p.parse_args(argv)
+
+    instances = read_instances(args.instances)[: args.limit]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sandbox = pick_sandbox("bwrap")
+    model = load_model(Settings(model=args.model, n_ctx=args.n_ctx).validate())
+    rows = []
+    try:
+        for budget in args.budgets:
+            for strategy in args.strategies:
+                settings = Settings(model=args.model, budget=budget, strategy=strategy, adaptive=args.adaptive,
+                                    max_tokens=args.max_tokens).validate()
+                name = f"{strategy}-b{budget}"
+                started = time.perf_counter()
+                summary = evaluate(instances, Path(args.repos), out / f"{name}.jsonl", model,
+                                   solve_options(settings, sandbox=sandbox), model.name,
+                                   progress=lambda line: print(line, file=sys.stderr), workers=args.workers)
+                rows.append(_row(strategy, budget, summary, out / f"{name}.report.jsonl"))
+                print(f"{name}: {json.dumps(rows[-1])}  ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    finally:
+        model.close()
+    table = _table(rows, len(instances), model.name)
+    (out / "table.md").write_text(table + "\n", encoding="utf-8")
+    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print(table)
+    return 0
+
+
+def _row(strategy: str, budget: int, summary: dict, report: Path) -> dict:
+    records = {}
+    for line in report.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        records[record["instance_id"]] = record  # the latest run of each instance
+    n = max(len(records), 1)
+    stages = [r.get("stages", {}) for r in records.values()]
+    return {
+        "strategy": strategy, "budget": budget, "instances": len(records),
+        "resolved": summary.get("resolved"), "resolve_rate": summary.get("resolve_rate"),
+        "patched": summary.get("patched"),
+        "seconds_per_instance": round(sum(r["seconds"] for r in records.values()) / n, 1),
+        "prompt_tokens_per_instance": round(sum(s["prompt_tokens"] for st in stages for s in st.values()) / n),
+        "completion_tokens_per_instance": round(sum(s["completion_tokens"] for st in stages for s in st.values()) / n),
+    }
+
+
+def _table(rows: list[dict], n: int, model: str) -> str:
+    lines = [f"{n} instances, model {model}", "",
+             "| strategy | budget | resolved | patched | s / instance | prompt tokens / instance | generated / instance |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = "" if r["resolve_rate"] is None else f" ({100 * r['resolve_rate']:.0f}%)"
+        lines.append(f"| {r['strategy']} | {r['budget']} | {r['resolved']}{rate} | {r['patched']} | "
+                     f"{r['seconds_per_instance']} | {r['prompt_tokens_per_instance']} | "
+                     f"{r['completion_tokens_per_instance']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
