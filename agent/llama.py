@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import logging
 import os
 import time
 from pathlib import Path
@@ -34,8 +33,6 @@ MIN_ROOM = 16  # the fewest tokens a reply may be given before a prompt is refus
 # The sampling create_completion did by default (its top-k, top-p and min-p), so that
 # samples decoded together are distributed as the one-at-a-time samples were.
 TOP_K, TOP_P, MIN_P = 40, 0.95, 0.05
-
-log = logging.getLogger(__name__)
 
 _THINK_RULES = r'''
 root ::= think? answer
