@@ -46,8 +46,9 @@ class Settings:
     adaptive: bool = False
     """Stop sampling patches once one verifies and the ORM's margin over the others is clear."""
     prm_adapter: str = ""
-    """A GGUF LoRA adapter that makes the base model a process reward model; empty: the reasoner
-    itself judges, prompted (llama.cpp)."""
+    """A GGUF LoRA adapter that makes the base model a process reward model (llama.cpp), or with
+    api_base the name of the served PRM (a model or a LoRA served by name); empty: the reasoner
+    itself judges, prompted."""
     orm_adapter: str = ""
     """A GGUF LoRA adapter trained by DPO as the outcome reward model; empty: a zero-shot judge."""
     orm_beta: float = 0.1
@@ -79,8 +80,9 @@ class Settings:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if self.orm_beta <= 0:
             raise ConfigError(f"orm_beta must be positive, not {self.orm_beta}")
-        if (self.prm_adapter or self.orm_adapter) and self.api_base:
-            raise ConfigError("prm_adapter and orm_adapter are for llama.cpp; over HTTP, serve them as models")
+        if self.orm_adapter and self.api_base:
+            raise ConfigError("the trained ORM (orm_adapter) needs log-probabilities of a whole patch, which the "
+                              "OpenAI API does not give: use the llama.cpp runtime, or leave it unset (zero-shot)")
         if self.budget < 1:
             raise ConfigError(f"budget must be at least 1, not {self.budget}")
         if self.n_ctx < 512:
@@ -197,7 +199,7 @@ def solve_options(settings: Settings, **extra):
 
     return SolveOptions(budget=settings.budget, strategy=settings.strategy, adaptive=settings.adaptive,
                         temperature=settings.temperature, max_tokens=settings.max_tokens,
-                        prm_adapter=PRM if settings.prm_adapter else None,
+                        prm_adapter=(settings.prm_adapter if settings.api_base else PRM) if settings.prm_adapter else None,
                         orm_adapter=ORM if settings.orm_adapter else None, orm_beta=settings.orm_beta, **extra)
 
 

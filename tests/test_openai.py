@@ -129,3 +129,38 @@ def test_retries_then_succeeds_and_reports_errors():
         server.server_close()
     with pytest.raises(ModelError, match="ConnectError"):
         OpenAIModel(base, "m", retries=1, backoff=0.01, timeout=5).complete([{"role": "user", "content": "hi"}])
+
+
+def test_a_served_prm_is_asked_by_name_once_per_judgement():
+    """Over HTTP the PRM is a served model (or LoRA) named in the request; "Yes" and "No" come
+    from one answer's top log-probabilities; a reply outside the top ones gets the lowest."""
+    import math
+
+    from swe_reasoner.agent.rewards import ProcessReward
+
+    seen = []
+
+    def handler(request):
+        seen.append(json.loads(request.content))
+        top = [{"token": "Yes", "logprob": -0.2}, {"token": " No", "logprob": -1.9}, {"token": "Maybe", "logprob": -4.0}]
+        return httpx.Response(200, json={"choices": [{"message": {"content": "Yes"},
+                                                      "logprobs": {"content": [{"token": "Yes", "top_logprobs": top}]}}]})
+
+    model = OpenAIModel("http://prm.test/v1", "reasoner")
+    model._http = httpx.Client(base_url="http://prm.test/v1", transport=httpx.MockTransport(handler))
+    p = ProcessReward(model, "my-prm").score("issue", "patch", "diff")
+    assert p == pytest.approx(1 / (1 + math.exp(-1.9 + 0.2)))
+    assert len(seen) == 1 and seen[0]["model"] == "my-prm" and seen[0]["logprobs"] and seen[0]["max_tokens"] == 1
+    assert model.logprob([{"role": "user", "content": "q"}], "Perhaps") == -4.0 and len(seen) == 2
+
+
+def test_reward_settings_over_http():
+    from swe_reasoner.agent.config import Settings, solve_options
+    from swe_reasoner.agent.errors import ConfigError
+
+    http = Settings(api_base="http://x/v1", api_model="m", prm_adapter="my-prm").validate()
+    assert solve_options(http).prm_adapter == "my-prm" and solve_options(http).orm_adapter is None
+    local = Settings(model="m.gguf", prm_adapter="/a/prm.gguf", orm_adapter="/a/orm.gguf").validate()
+    assert (solve_options(local).prm_adapter, solve_options(local).orm_adapter) == ("prm", "orm")
+    with pytest.raises(ConfigError, match="whole patch"):
+        Settings(api_base="http://x/v1", api_model="m", orm_adapter="my-orm").validate()
