@@ -197,7 +197,8 @@ def _solve(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .config import load_model, load_sandbox, load_settings, load_test_env, solve_options
-    from .evaluation import evaluate, read_instances
+    from .evaluation import evaluate
+    from .harness import read_instances
     from .progress import CancelToken
 
     if args.workers < 1:

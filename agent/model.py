@@ -8,9 +8,11 @@ the two, and only the answer is put back into later prompts.
 from __future__ import annotations
 
 import re
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 from .errors import ModelError
 from .progress import CancelToken
@@ -150,3 +152,45 @@ def replay_model(path: str) -> ScriptedModel:
     model = ScriptedModel(answer)
     model.name = f"replay:{path}"
     return model
+
+
+POLL_SECONDS = 0.1  # how often a call waiting for the model checks its cancel token
+
+
+class SerializedModel:
+    """A model whose calls run one at a time, for workers that share it: llama.cpp's in-process
+    model is not thread-safe. A call waiting for its turn still notices a cancel."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.name = model.name
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _turn(self, cancel: CancelToken | None) -> Iterator[None]:
+        while not self._lock.acquire(timeout=POLL_SECONDS):
+            if cancel is not None:
+                cancel.check()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def complete(self, messages, **kwargs):
+        with self._turn(kwargs.get("cancel")):
+            return self.model.complete(messages, **kwargs)
+
+    def logprob(self, messages, continuation, **kwargs):
+        with self._turn(None):
+            return self.model.logprob(messages, continuation, **kwargs)
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def concurrency_safe(model: Model) -> bool:
+    """Whether workers may call `model` at the same time: a server's client may (the server
+    batches or queues); an in-process runtime, or one not known here, may not."""
+    from .openai_http import OpenAIModel
+
+    return isinstance(model, OpenAIModel)

@@ -24,7 +24,8 @@ from .repo import Repo
 from .retrieval import Retriever
 from .rewards import OutcomeReward, ProcessReward
 from .sandbox import Sandbox
-from .search import STRATEGIES, Search
+from .config import STRATEGIES
+from .search import Search
 from .stages import Context
 from .stages.patch import PatchCandidate
 from .tools import SearchTools

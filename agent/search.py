@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .config import STRATEGIES  # noqa: F401  (re-exported: the strategies this module runs)
 from .ranking import distinct, rank
 from .rewards import OutcomeReward, ProcessReward, beats
 from .repo import Repo, Scratch

@@ -27,7 +27,8 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     from swe_reasoner.agent.config import STRATEGIES, Settings, load_model, solve_options
-    from swe_reasoner.agent.evaluation import evaluate, read_instances
+    from swe_reasoner.agent.evaluation import evaluate
+    from swe_reasoner.agent.harness import read_instances
     from swe_reasoner.agent.sandbox import pick_sandbox
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -16,10 +16,10 @@ from conftest import BUG_FILES, BUG_ISSUE, FIXED_MEAN, git, make_repo, run_pytes
 from scripted import PATCH_ANSWER, good_answers
 from swe_reasoner.agent import cli, config, evaluation, pipeline
 from swe_reasoner.agent.errors import Cancelled, SweReasonerError
-from swe_reasoner.agent.evaluation import (
-    SerializedModel, checkout, concurrency_safe, evaluate, gold_locations, judge, read_instances,
-)
-from swe_reasoner.agent.model import Completion, ScriptedModel
+from swe_reasoner.agent.evaluation import checkout, evaluate, gold_locations
+from swe_reasoner.agent.harness import judge, read_instances
+from swe_reasoner.agent.model import SerializedModel, concurrency_safe
+from swe_reasoner.agent.model import ScriptedModel
 from swe_reasoner.agent.pipeline import SolveOptions, SolveResult, solve
 from swe_reasoner.agent.progress import CancelToken
 from swe_reasoner.agent.repo import Repo

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from swe_reasoner.agent.evaluation import read_instances
+from swe_reasoner.agent.harness import read_instances
 
 HERE = Path(__file__).resolve().parent.parent / "benchmarks" / "injected"
 

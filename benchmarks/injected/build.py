@@ -14,7 +14,7 @@ Output
   pristine release; each bug is one commit on top of it, tagged with the bug's id, and is that
   instance's base_commit. Author, committer and dates are fixed, so the hashes are reproducible.
   DIR/dev.jsonl, DIR/test.jsonl: the instances in SWE-bench form (instance_id
-  injected__PROJECT-N, repo injected/PROJECT), as agent/evaluation.py's read_instances reads them.
+  injected__PROJECT-N, repo injected/PROJECT), as agent/harness.py's read_instances reads them.
 
 Every instance is checked before the files are written, in a temporary worktree at its base
 commit: with the test_patch applied, its FAIL_TO_PASS test fails and its PASS_TO_PASS tests
