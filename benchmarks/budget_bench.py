@@ -7,7 +7,9 @@ in bubblewrap and each prediction judged by the instance's own tests. Each run
 writes DIR/STRATEGY-bB.jsonl (predictions; a rerun resumes) with its report and
 summary beside it; the table at the end gives, per strategy and budget: the
 resolve rate, patched instances, and per instance the wall time, the prompt
-tokens the runtime evaluated and the tokens generated.
+tokens the runtime evaluated and the tokens generated. At budget 1, exec,
+orm-exec and dev-search are one computation (a single greedy rollout, verified;
+no reward model has anything to choose) and run once.
 
 Usage
   python benchmarks/injected/build.py --out /tmp/injected       # once (downloads the pinned sdists)
@@ -23,6 +25,10 @@ import json
 import sys
 import time
 from pathlib import Path
+
+# At budget 1 these are the same computation: one greedy rollout, verified, no reward model
+# called (nothing to choose between): the first one's run stands for the others.
+SAME_AT_ONE = ("exec", "orm-exec", "dev-search")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sandbox = pick_sandbox("bwrap")
     model = load_model(Settings(model=args.model, n_ctx=args.n_ctx).validate())
-    rows = []
+    rows: list[dict] = []
     try:
         for budget in args.budgets:
             for strategy in args.strategies:
+                twin = next((r for r in rows if r["budget"] == 1 == budget and r["strategy"] in SAME_AT_ONE), None)
+                if strategy in SAME_AT_ONE and twin:
+                    rows.append({**twin, "strategy": strategy, "same_as": twin["strategy"]})
+                    continue
                 settings = Settings(model=args.model, budget=budget, strategy=strategy, adaptive=args.adaptive,
                                     max_tokens=args.max_tokens).validate()
                 name = f"{strategy}-b{budget}"
@@ -63,13 +73,18 @@ def main(argv: list[str] | None = None) -> int:
                                    progress=lambda line: print(line, file=sys.stderr), workers=args.workers)
                 rows.append(_row(strategy, budget, summary, out / f"{name}.report.jsonl"))
                 print(f"{name}: {json.dumps(rows[-1])}  ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+                _write(out, rows, len(instances), model.name)  # after each run: a cut-off run leaves its table
     finally:
         model.close()
-    table = _table(rows, len(instances), model.name)
+    print(_write(out, rows, len(instances), model.name))
+    return 0
+
+
+def _write(out: Path, rows: list[dict], n: int, model: str) -> str:
+    table = _table(rows, n, model)
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    print(table)
-    return 0
+    return table
 
 
 def _row(strategy: str, budget: int, summary: dict, report: Path) -> dict:
@@ -95,7 +110,8 @@ def _table(rows: list[dict], n: int, model: str) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         rate = "" if r["resolve_rate"] is None else f" ({100 * r['resolve_rate']:.0f}%)"
-        lines.append(f"| {r['strategy']} | {r['budget']} | {r['resolved']}{rate} | {r['patched']} | "
+        same = f" (= {r['same_as']})" if r.get("same_as") else ""
+        lines.append(f"| {r['strategy']}{same} | {r['budget']} | {r['resolved']}{rate} | {r['patched']} | "
                      f"{r['seconds_per_instance']} | {r['prompt_tokens_per_instance']} | "
                      f"{r['completion_tokens_per_instance']} |")
     return "\n".join(lines)
