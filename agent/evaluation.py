@@ -248,7 +248,7 @@ class _Run:
         record.update(patched=bool(patch), error=error)
         if traj is not None:
             index = RepoIndex.build(repo, self.options.cache_dir)
-            record.update(status=traj.status, tokens=traj.tokens, stages=per_stage(traj.steps),
+            record.update(status=traj.status, tokens=traj.tokens, stages=per_stage(traj.steps), spent=traj.budget,
                           localization=localization(index, inst, traj.files, traj.locations))
         return patch, environment
 
@@ -304,7 +304,9 @@ def summarize(report: Path) -> dict:
         "not_judged": sum(r["resolved"] is None for r in judged),
         "file_localization": share([loc["all_files_found"] for loc in scored]),
         "function_localization": share([bool(loc["functions_hit"]) for loc in scored if loc["gold_functions"]]),
+        "prompt_tokens": sum(r.get("tokens", {}).get("prompt", 0) for r in records),
         "completion_tokens": sum(r.get("tokens", {}).get("completion", 0) for r in records),
+        "patch_samples_saved": sum(r.get("spent", {}).get("saved", {}).get("patch", 0) for r in records),
         "seconds": round(sum(r["seconds"] for r in records), 1),
     }
 

@@ -49,11 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-ctx", type=int, default=8192)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--adaptive", action="store_true")
+    p.add_argument("--table-only", action="store_true", help="rebuild the table from the runs already in --out")
     args = p.parse_args(argv)
 
     instances = read_instances(args.instances)[: args.limit]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.table_only:
+        rows = [_row(s, b, out / f"{s}-b{b}.report.jsonl") for b in args.budgets for s in args.strategies
+                if (out / f"{s}-b{b}.report.jsonl").exists()]
+        print(_write(out, _same_at_one(rows), len(instances), args.model))
+        return 0
     sandbox = pick_sandbox("bwrap")
     model = load_model(Settings(model=args.model, n_ctx=args.n_ctx).validate())
     rows: list[dict] = []
@@ -68,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                                     max_tokens=args.max_tokens).validate()
                 name = f"{strategy}-b{budget}"
                 started = time.perf_counter()
-                summary = evaluate(instances, Path(args.repos), out / f"{name}.jsonl", model,
-                                   solve_options(settings, sandbox=sandbox), model.name,
-                                   progress=lambda line: print(line, file=sys.stderr), workers=args.workers)
-                rows.append(_row(strategy, budget, summary, out / f"{name}.report.jsonl"))
+                evaluate(instances, Path(args.repos), out / f"{name}.jsonl", model,
+                         solve_options(settings, sandbox=sandbox), model.name,
+                         progress=lambda line: print(line, file=sys.stderr), workers=args.workers)
+                rows.append(_row(strategy, budget, out / f"{name}.report.jsonl"))
                 print(f"{name}: {json.dumps(rows[-1])}  ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
                 _write(out, rows, len(instances), model.name)  # after each run: a cut-off run leaves its table
     finally:
@@ -87,7 +93,19 @@ def _write(out: Path, rows: list[dict], n: int, model: str) -> str:
     return table
 
 
-def _row(strategy: str, budget: int, summary: dict, report: Path) -> dict:
+def _same_at_one(rows: list[dict]) -> list[dict]:
+    """The budget-1 rows of the strategies that run once there, from the one that ran."""
+    twin = next((r for r in rows if r["budget"] == 1 and r["strategy"] in SAME_AT_ONE), None)
+    ran = {(r["strategy"], r["budget"]) for r in rows}
+    extra = [{**twin, "strategy": s, "same_as": twin["strategy"]} for s in SAME_AT_ONE
+             if twin and (s, 1) not in ran]
+    return sorted(rows + extra, key=lambda r: (r["budget"], r["strategy"]))
+
+
+def _row(strategy: str, budget: int, report: Path) -> dict:
+    from swe_reasoner.agent.evaluation import summarize
+
+    summary = summarize(report)
     records = {}
     for line in report.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
@@ -96,8 +114,7 @@ def _row(strategy: str, budget: int, summary: dict, report: Path) -> dict:
     stages = [r.get("stages", {}) for r in records.values()]
     return {
         "strategy": strategy, "budget": budget, "instances": len(records),
-        "resolved": summary.get("resolved"), "resolve_rate": summary.get("resolve_rate"),
-        "patched": summary.get("patched"),
+        "resolved": summary["resolved"], "resolve_rate": summary["resolved_rate"], "patched": summary["patched"],
         "seconds_per_instance": round(sum(r["seconds"] for r in records.values()) / n, 1),
         "prompt_tokens_per_instance": round(sum(s["prompt_tokens"] for st in stages for s in st.values()) / n),
         "completion_tokens_per_instance": round(sum(s["completion_tokens"] for st in stages for s in st.values()) / n),
@@ -106,12 +123,12 @@ def _row(strategy: str, budget: int, summary: dict, report: Path) -> dict:
 
 def _table(rows: list[dict], n: int, model: str) -> str:
     lines = [f"{n} instances, model {model}", "",
-             "| strategy | budget | resolved | patched | s / instance | prompt tokens / instance | generated / instance |",
-             "|---|---|---|---|---|---|---|"]
+             "| strategy | budget | instances | resolved | patched | s / instance | prompt tokens / instance | generated / instance |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rate = "" if r["resolve_rate"] is None else f" ({100 * r['resolve_rate']:.0f}%)"
         same = f" (= {r['same_as']})" if r.get("same_as") else ""
-        lines.append(f"| {r['strategy']}{same} | {r['budget']} | {r['resolved']}{rate} | {r['patched']} | "
+        lines.append(f"| {r['strategy']}{same} | {r['budget']} | {r['instances']} | {r['resolved']}{rate} | {r['patched']} | "
                      f"{r['seconds_per_instance']} | {r['prompt_tokens_per_instance']} | "
                      f"{r['completion_tokens_per_instance']} |")
     return "\n".join(lines)
