@@ -177,6 +177,7 @@ def _solve(args: argparse.Namespace) -> int:
     finally:
         model.close()
     print(f"trajectory: {trajectory}", file=sys.stderr)
+    print(_spending(result.trajectory), file=sys.stderr)
     if not result.patches:
         reasons = "; ".join(c.error.splitlines()[0] for c in result.failed if c.error) or result.trajectory.error
         print(f"no patch was produced ({reasons or 'no candidate'})", file=sys.stderr)
@@ -193,6 +194,18 @@ def _solve(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.best)
     return 0
+
+
+def _spending(traj) -> str:
+    """One line on what the solve cost: tokens, and the search's candidates per stage."""
+    book, tokens = traj.budget, traj.tokens
+    line = f"{tokens['prompt']} prompt tokens evaluated, {tokens['completion']} generated"
+    if book:
+        sampled = ", ".join(f"{n} {stage}" for stage, n in book["sampled"].items())
+        line += f"; {book['strategy']} at budget {book['budget']}: {sampled} candidates"
+        if book["saved"]["patch"]:
+            line += f" ({book['saved']['patch']} patch samples saved by the adaptive stop)"
+    return line
 
 
 def _eval(args: argparse.Namespace) -> int:

