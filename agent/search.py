@@ -186,18 +186,18 @@ class Search:
         """Dev-search keeps the PRM's top k distinct candidates; the others keep every rollout."""
         if self.plan.strategy != "dev-search":
             return nodes
-        distinct: dict[str, Node] = {}
+        unique: dict[str, Node] = {}
         for node in nodes:
-            if node.summary in distinct:
+            if node.summary in unique:
                 node.kept = False
             else:
-                distinct[node.summary] = node
-        if len(distinct) <= self.plan.keep:
-            return list(distinct.values())
-        for node in distinct.values():
+                unique[node.summary] = node
+        if len(unique) <= self.plan.keep:
+            return list(unique.values())
+        for node in unique.values():
             node.prm = self._prm(node.stage, node.summary)
-        kept = sorted(distinct.values(), key=lambda n: -n.prm)[: self.plan.keep]  # stable: ties keep order
-        for node in distinct.values():
+        kept = sorted(unique.values(), key=lambda n: -n.prm)[: self.plan.keep]  # stable: ties keep order
+        for node in unique.values():
             node.kept = node in kept
         return [n for n in nodes if n in kept]
 

@@ -13,6 +13,8 @@ Each is run on a cold cache (wall time, prompt tokens processed, tokens/s) and
 again with the prompt cached ("decode tok/s": generation alone).
 --threads applies to single tokens and batches alike, so neither path gets more cores.
 With --repeat R each figure is the fastest of R runs (other jobs on the machine add noise).
+On a GPU: --n-gpu-layers -1 (the default) offloads every layer; benchmarks/gpu_sampling.sh
+runs this on the lent H100 with random-weight Qwen2.5-shaped models.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ import os
 import sysconfig
 import time
 from pathlib import Path
+
+try:  # llama.cpp's libraries before numpy's: one GPU image crashed loading a model the other way round
+    import llama_cpp
+except ImportError:  # LlamaCppModel says what to install
+    llama_cpp = None
 
 from swe_reasoner.agent.config import demo_model_path
 from swe_reasoner.agent.llama import LlamaCppModel
@@ -90,6 +97,9 @@ def main() -> None:
         n_prompt = len(model.tokenize(model.render(prompt)))
         print(f"{model.name}: prompt {n_prompt} tokens, up to {args.new_tokens} new tokens a sample, "
               f"{args.threads} threads")
+        if llama_cpp is not None:
+            print(f"GPU offload {'available' if llama_cpp.llama_supports_gpu_offload() else 'not built in'}, "
+                  f"n_gpu_layers {args.n_gpu_layers}, {max(ns)} sequences at most, n_ctx {model.n_ctx}")
         print("| N | path | wall s (cold cache) | prompt tokens processed | tokens | tok/s | "
               "decode tok/s (prompt cached) | speed-up |")
         print("|---|---|---|---|---|---|---|---|")
