@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,15 @@ def _isolated_dirs(tmp_path, monkeypatch):
 def run_pytest(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
                           cwd=root, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+
+
+def bwrap_or_skip(**limits):
+    """A bubblewrap sandbox (with `limits`), or the test is skipped saying why there is none."""
+    from swe_reasoner.agent.sandbox import BwrapSandbox, SandboxUnavailable
+
+    if not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
+    try:
+        return BwrapSandbox(**limits)
+    except SandboxUnavailable as exc:
+        pytest.skip(f"bubblewrap cannot run here: {str(exc).splitlines()[0]}")

@@ -14,7 +14,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_repo, tree_snapshot
+from conftest import bwrap_or_skip, make_repo, tree_snapshot
 from swe_reasoner.agent.environment import EnvironmentBuildError, READY, detect, environment_key, prepare
 from swe_reasoner.agent.repo import Repo
-from swe_reasoner.agent.sandbox import BwrapSandbox, SandboxUnavailable, pick_sandbox, venv_paths
+from swe_reasoner.agent.sandbox import pick_sandbox, venv_paths
 from swe_reasoner.agent.verify import REPRODUCED, RESOLVED, verify_patch
 from test_verify import make_patch
 
@@ -238,15 +237,6 @@ def test_concurrent_builds_of_one_key(tmp_path, offline):
 
 
 # ---------------------------------------------------------------- verify with the environment
-
-
-def bwrap_or_skip():
-    if not shutil.which("bwrap"):
-        pytest.skip("bubblewrap is not installed")
-    try:
-        return BwrapSandbox()
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc).splitlines()[0])
 
 
 @pytest.mark.parametrize("box", ["bwrap", "none"])

@@ -4,7 +4,6 @@ resolved as the harness judges it, workers."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BUG_FILES, BUG_ISSUE, FIXED_MEAN, git, make_repo, run_pytest, tree_snapshot
+from conftest import BUG_FILES, BUG_ISSUE, FIXED_MEAN, bwrap_or_skip, git, make_repo, run_pytest, tree_snapshot
 from scripted import PATCH_ANSWER, good_answers
 from swe_reasoner.agent import cli, config, evaluation, pipeline
 from swe_reasoner.agent.errors import Cancelled, SweReasonerError
@@ -23,7 +22,6 @@ from swe_reasoner.agent.model import ScriptedModel
 from swe_reasoner.agent.pipeline import SolveOptions, SolveResult, solve
 from swe_reasoner.agent.progress import CancelToken
 from swe_reasoner.agent.repo import Repo
-from swe_reasoner.agent.sandbox import BwrapSandbox, SandboxUnavailable
 from swe_reasoner.agent.trajectory import Trajectory
 
 TEST_PATCH_ADDS = """
@@ -39,15 +37,6 @@ WRONG_PATCH = PATCH_ANSWER.replace("    return sum(values) / len(values)\n",
 
 def quiet(line: str) -> None:
     pass
-
-
-def _bwrap_or_skip() -> BwrapSandbox:
-    if not shutil.which("bwrap"):
-        pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
-    try:
-        return BwrapSandbox()
-    except SandboxUnavailable as exc:
-        pytest.skip(f"bubblewrap cannot run here: {str(exc).splitlines()[0]}")
 
 
 def write_instances(path, base, patch, test_patch, ids):
@@ -171,7 +160,7 @@ def wrong_answers(messages) -> str:
 
 def test_resolved_as_the_harness_judges_it(setup, tmp_path):
     repos, instances, _ = setup
-    sandbox = _bwrap_or_skip()
+    sandbox = bwrap_or_skip()
     [inst] = read_instances(instances)[:1]
     trajectories = tmp_path / "t.jsonl"
     options = SolveOptions(sandbox=sandbox, strategy="exec", trajectory_path=trajectories)
@@ -209,7 +198,7 @@ def test_edits_to_the_test_files_are_reset_before_the_test_patch(base_checkout):
     """A prediction that 'fixes' the bug by weakening the test is not resolved: the harness
     puts the test_patch's files back as they were at the base commit first."""
     repo, inst = base_checkout
-    sandbox = _bwrap_or_skip()
+    sandbox = bwrap_or_skip()
     cheat = ("diff --git a/tests/test_stats.py b/tests/test_stats.py\n--- a/tests/test_stats.py\n"
              "+++ b/tests/test_stats.py\n@@ -4,3 +4,3 @@ from calc.stats import mean, median\n"
              " def test_mean():\n-    assert mean([2, 4]) == 3\n+    assert True\n \n")

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUG_ISSUE, git, run_pytest, tree_snapshot
+from conftest import BUG_ISSUE, bwrap_or_skip, git, run_pytest, tree_snapshot
 from scripted import PATCH_ANSWER, good_answers
 from swe_reasoner.agent.errors import Cancelled, SweReasonerError
 from swe_reasoner.agent.model import ScriptedModel
@@ -143,12 +143,7 @@ def test_candidates_that_make_the_same_change_are_voted_first(bug_repo):
 
 
 def test_verified_candidates_rank_first(bug_repo):
-    from swe_reasoner.agent.sandbox import SandboxUnavailable, pick_sandbox
-
-    try:
-        sandbox = pick_sandbox("bwrap")
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
+    sandbox = bwrap_or_skip()
     breaks_median = PATCH_ANSWER + """calc/stats.py
 <<<<<<< SEARCH
         return ordered[n // 2]
@@ -172,12 +167,7 @@ def test_verified_candidates_rank_first(bug_repo):
 
 
 def test_a_patch_that_fails_verification_is_revised_with_the_evidence(bug_repo):
-    from swe_reasoner.agent.sandbox import SandboxUnavailable, pick_sandbox
-
-    try:
-        sandbox = pick_sandbox("bwrap")
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
+    sandbox = bwrap_or_skip()
     breaks_median = PATCH_ANSWER + "calc/stats.py\n<<<<<<< SEARCH\n        return ordered[n // 2]\n=======\n" \
                                    "        return ordered[0]\n>>>>>>> REPLACE\n"
     seen = []

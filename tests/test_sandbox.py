@@ -28,7 +28,7 @@ from swe_reasoner.agent.sandbox import (
     truncate_output,
 )
 
-from conftest import tree_snapshot
+from conftest import bwrap_or_skip, tree_snapshot
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 TEST_IMAGE = os.environ.get("SWE_REASONER_TEST_IMAGE", "localhost/swe-reasoner-test-py:bookworm")
@@ -95,20 +95,11 @@ def docker_engine(tmp_path_factory):
             service.kill()
 
 
-def _bwrap_or_skip() -> BwrapSandbox:
-    if not HAVE_BWRAP:
-        pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
-    try:
-        return BwrapSandbox(memory_mb=512, pids=128)
-    except SandboxUnavailable as exc:
-        pytest.skip(f"bubblewrap cannot run here: {str(exc).splitlines()[0]}")
-
-
 @pytest.fixture(params=["bwrap", "docker"])
 def sandbox(request) -> tuple[Sandbox, str]:
     """A sandbox and the python to run inside it."""
     if request.param == "bwrap":
-        return _bwrap_or_skip(), sys.executable
+        return bwrap_or_skip(memory_mb=512, pids=128), sys.executable
     url, image = request.getfixturevalue("docker_engine")
     return DockerSandbox(image, base_url=url, memory_mb=512, pids=128), "python3"
 

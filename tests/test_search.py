@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from conftest import BUG_ISSUE
+from conftest import BUG_ISSUE, bwrap_or_skip
 from scripted import PATCH_ANSWER, good_answers
 from swe_reasoner.agent.model import ScriptedModel
 from swe_reasoner.agent.pipeline import SolveOptions, solve
@@ -23,15 +23,6 @@ GOOD = PATCH_ANSWER  # fixes mean(); verifies
 GOOD2 = PATCH_ANSWER.replace("/ len(values)", "/ max(len(values), 1)")  # also fixes it; verifies
 NOFIX = PATCH_ANSWER.replace("    return sum(values) / len(values)\n",
                              "    return sum(values) / (len(values) - 1)  # the mean\n")  # changes nothing that matters
-
-
-def sandbox_or_skip():
-    from swe_reasoner.agent.sandbox import SandboxUnavailable, pick_sandbox
-
-    try:
-        return pick_sandbox("bwrap")
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def log_yes(p: float, continuation: str) -> float:
@@ -80,7 +71,7 @@ def patch_prompts(model) -> int:
 def test_each_strategy_picks_what_it_should(bug_repo, strategy, best):
     """Four rollouts write NOFIX twice, GOOD2 and GOOD: voting takes the commonest, exec the first
     that verifies, orm-exec and dev-search the verified one the ORM prefers."""
-    result, model = run([NOFIX, GOOD2, NOFIX, GOOD], strategy, 4, sandbox_or_skip(), repo=bug_repo)
+    result, model = run([NOFIX, GOOD2, NOFIX, GOOD], strategy, 4, bwrap_or_skip(), repo=bug_repo)
     marker = {NOFIX: "# the mean", GOOD2: "max(len(values), 1)", GOOD: "+    return sum(values) / len(values)\n"}
     assert marker[best] in result.best
     assert len(result.patches) == 3  # the two NOFIX candidates are one
@@ -136,7 +127,7 @@ def test_dev_search_keeps_the_readings_the_prm_prefers(bug_repo):
 
 @pytest.mark.parametrize("strategy", ["exec", "orm-exec"])
 def test_adaptive_stops_once_a_patch_verifies(bug_repo, strategy):
-    result, model = run([GOOD, NOFIX, GOOD2, NOFIX], strategy, 4, sandbox_or_skip(), repo=bug_repo, adaptive=True)
+    result, model = run([GOOD, NOFIX, GOOD2, NOFIX], strategy, 4, bwrap_or_skip(), repo=bug_repo, adaptive=True)
     assert patch_prompts(model) == 1
     book = result.trajectory.budget
     assert book["sampled"]["patch"] == 1 and book["saved"] == {"patch": 3} and book["verifications"] == 1
@@ -148,14 +139,14 @@ def test_adaptive_dev_search_needs_a_clear_orm_margin(bug_repo):
     the ORM prefers it with P = sigmoid(logit .9 - logit .3) = .95: the second wave is saved."""
     locs = [{"file": "calc/stats.py", "function": "mean"}, {"file": "calc/stats.py", "function": "mean", "reason": "x"}] * 2
     events = []
-    result, model = run([GOOD, NOFIX, GOOD2, GOOD2], "dev-search", 4, sandbox_or_skip(), repo=bug_repo,
+    result, model = run([GOOD, NOFIX, GOOD2, GOOD2], "dev-search", 4, bwrap_or_skip(), repo=bug_repo,
                         localizations=locs, adaptive=True, events=events)
     assert result.trajectory.budget["saved"] == {"patch": 2} and patch_prompts(model) == 2
     assert [e.fraction for e in events] == sorted(e.fraction for e in events)  # progress never goes back
     assert {"scoring with the PRM", "running the tests"} <= {e.message for e in events}
     # Without a clear margin (the judge can't tell them apart) the search goes on.
     flat = lambda messages, continuation, adapter: math.log(0.5)  # noqa: E731
-    result, model = run([GOOD, NOFIX, GOOD2, GOOD2], "dev-search", 4, sandbox_or_skip(), repo=bug_repo,
+    result, model = run([GOOD, NOFIX, GOOD2, GOOD2], "dev-search", 4, bwrap_or_skip(), repo=bug_repo,
                         localizations=locs, adaptive=True, judge=flat)
     assert result.trajectory.budget["saved"] == {"patch": 0} and patch_prompts(model) == 4
 

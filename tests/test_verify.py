@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from conftest import tree_snapshot
+from conftest import bwrap_or_skip, tree_snapshot
 from swe_reasoner.agent.repo import Repo
-from swe_reasoner.agent.sandbox import BwrapSandbox, DockerSandbox, SandboxUnavailable, pick_sandbox
+from swe_reasoner.agent.sandbox import BwrapSandbox, DockerSandbox, pick_sandbox
 from swe_reasoner.agent.verify import (
     OTHER, REPRODUCED, RESOLVED, main, related_tests, repro_verdict, touched_files, verify_patch,
 )
@@ -48,12 +48,7 @@ MEDIAN_OLD = "    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2\n"
 @pytest.fixture(params=["bwrap", "docker"])
 def sandbox(request):
     if request.param == "bwrap":
-        if not shutil.which("bwrap"):
-            pytest.skip("bubblewrap is not installed (apt install bubblewrap)")
-        try:
-            return BwrapSandbox()
-        except SandboxUnavailable as exc:
-            pytest.skip(str(exc).splitlines()[0])
+        return bwrap_or_skip()
     url, image = request.getfixturevalue("docker_engine")
     return DockerSandbox(image, base_url=url)
 
