@@ -108,8 +108,7 @@ class Search:
         self.nodes: list[Node] = []
         self.sampled = dict.fromkeys(STAGES, 0)
         self.counts = {"prm_calls": 0, "orm_calls": 0, "verifications": 0, "revisions": 0}
-        self.script: str | None = None
-        self.reproduction: dict = {}
+        self.reproduction: dict = {}  # the reproduction script ("script", None if none reproduced) and its tries
         self.repro_locations: list[Location] = []  # the code the reproduction script is written against
         self.evidence: dict[int, str] = {}  # id(candidate) -> its failed verification, for a revision
 
@@ -241,10 +240,10 @@ class Search:
         if not self.reproduction:
             found = reproduce(self.ctx, self.repo, self.options.sandbox, code_context(self.ctx, self.repro_locations),
                               timeout=self.options.verify_timeout, environment=self.options.environment)
-            self.reproduction, self.script = found.to_dict(), found.script
+            self.reproduction = found.to_dict()
         for i, cand in enumerate(todo, start=1):
             self.ctx.report("verify", 0.9 + 0.08 * (i - 1) / len(todo), "running the tests", i, len(todo))
-            verdict = verify_patch(self.repo, cand.diff, self.options.sandbox, self.script,
+            verdict = verify_patch(self.repo, cand.diff, self.options.sandbox, self.reproduction["script"],
                                    VerifyOptions(timeout=self.options.verify_timeout, cancel=self.ctx.ask.cancel,
                                                  environment=self.options.environment))
             self.counts["verifications"] += 1
